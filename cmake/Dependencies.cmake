@@ -1,0 +1,10 @@
+# Every dependency comes from a Debian 12 package; docs/ARCHITECTURE.md says why each is here.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(LIBTPMS REQUIRED IMPORTED_TARGET libtpms)
+find_package(OpenSSL 3 REQUIRED)
+find_package(tl-expected REQUIRED)
+find_package(fmt REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(nlohmann_json REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(Threads REQUIRED)

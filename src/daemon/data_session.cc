@@ -1,0 +1,88 @@
+#include "daemon/data_session.h"
+
+#include "wire/mssim.h"
+#include "wire/tpm_header.h"
+
+namespace vtpm::daemon {
+
+namespace {
+constexpr size_t kMssimPrefix = 9;  // u32 command, u8 locality, u32 size
+
+void PutU32(Bytes& out, uint32_t v) {
+  uint8_t b[4];
+  StoreBe32(b, v);
+  out.insert(out.end(), b, b + 4);
+}
+}  // namespace
+
+DataSession::DataSession(TpmService* service) : service_(service) {}
+
+size_t DataSession::max_message() const {
+  return service_->engine().buffer_size() + kMssimPrefix;
+}
+
+void DataSession::OnChunk(std::span<uint8_t> chunk, Bytes& out) {
+  if (in_.empty()) {
+    // Fast path: whole commands straight from the read buffer, no copy.
+    size_t pos = 0;
+    while (pos < chunk.size() && !close_) {
+      size_t used = ProcessOne(chunk.subspan(pos), out);
+      if (used == 0) break;
+      pos += used;
+    }
+    if (!close_ && pos < chunk.size()) in_.assign(chunk.begin() + static_cast<ptrdiff_t>(pos), chunk.end());
+    return;
+  }
+  in_.insert(in_.end(), chunk.begin(), chunk.end());
+  size_t pos = 0;
+  while (pos < in_.size() && !close_) {
+    size_t used = ProcessOne(std::span<uint8_t>(in_).subspan(pos), out);
+    if (used == 0) break;
+    pos += used;
+  }
+  in_.erase(in_.begin(), in_.begin() + static_cast<ptrdiff_t>(pos));
+  if (close_) in_.clear();
+}
+
+size_t DataSession::ProcessOne(std::span<uint8_t> avail, Bytes& out) {
+  const bool tpm2 = service_->engine().tpm2();
+  const size_t max = max_message();
+  auto refuse = [&](const char* why) {
+    service_->log()->warn("data: {}; closing the connection", why);
+    Bytes err = tpm2 ? wire::ErrorResponse(wire::kTpmStNoSessions, wire::kTpmRcCommandSize)
+                     : wire::ErrorResponse(wire::kTpm12TagRspCommand, 0x0b /*TPM_BAD_PARAM_SIZE*/);
+    out.insert(out.end(), err.begin(), err.end());
+    close_ = true;
+    return size_t{0};
+  };
+  if (avail.size() < 2) return 0;
+  uint16_t tag = LoadBe16(avail.data());
+  if (tpm2 && tag != wire::kTpmStNoSessions && tag != wire::kTpmStSessions) {
+    if (avail.size() < kMssimPrefix) return 0;
+    uint32_t cmd = LoadBe32(avail.data());
+    if (cmd != static_cast<uint32_t>(wire::MssimCmd::kSendCommand)) {
+      return refuse("neither a TPM 2 command nor an MS-simulator TPM_SEND_COMMAND");
+    }
+    uint8_t locality = avail[4];
+    uint32_t size = LoadBe32(avail.data() + 5);
+    if (size < wire::kTpmHeaderSize || size > max - kMssimPrefix) {
+      return refuse("command size out of range");
+    }
+    if (avail.size() < kMssimPrefix + size) return 0;
+    ByteSpan resp = service_->Execute(avail.subspan(kMssimPrefix, size), locality);
+    PutU32(out, static_cast<uint32_t>(resp.size()));
+    out.insert(out.end(), resp.begin(), resp.end());
+    PutU32(out, 0);
+    return kMssimPrefix + size;
+  }
+  if (avail.size() < wire::kTpmHeaderSize) return 0;
+  uint32_t size = LoadBe32(avail.data() + 2);
+  if (!wire::IsCommandTag(tag)) return refuse("not a TPM command tag");
+  if (size < wire::kTpmHeaderSize || size > max) return refuse("command size out of range");
+  if (avail.size() < size) return 0;
+  ByteSpan resp = service_->Execute(avail.subspan(0, size));
+  out.insert(out.end(), resp.begin(), resp.end());
+  return size;
+}
+
+}  // namespace vtpm::daemon

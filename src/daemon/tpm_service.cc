@@ -1,0 +1,93 @@
+#include "daemon/tpm_service.h"
+
+#include <chrono>
+#include <thread>
+
+#include "wire/tpm_header.h"
+
+namespace vtpm::daemon {
+
+namespace {
+// TPM2_CC_SET_LOCALITY: swtpm's vendor command {header, u8 locality}.
+constexpr uint32_t kTpm2CcSetLocality = 0x20001000;
+constexpr uint32_t kTpmRcValue = 0x084;
+}  // namespace
+
+TpmService::TpmService(engine::Engine* engine, state::NvStore* store, ServiceOptions options,
+                       Logger log)
+    : engine_(engine), store_(store), options_(options), log_(std::move(log)) {}
+
+Status TpmService::Start(bool delete_volatile) {
+  relock_needed_ = false;
+  VTPM_RETURN_IF_ERROR(engine_->Start(delete_volatile));
+  if (options_.startup == StartupType::kNone) return Ok();
+  Bytes cmd;
+  if (engine_->tpm2()) {
+    if (options_.startup == StartupType::kDeactivated) {
+      return Fail(Errc::kInvalidArgument, "startup-deactivated applies to TPM 1.2 only");
+    }
+    cmd = wire::Tpm2StartupCommand(options_.startup == StartupType::kState ? wire::kTpmSuState
+                                                                           : wire::kTpmSuClear);
+  } else {
+    uint16_t type = options_.startup == StartupType::kClear   ? wire::kTpm12StClear
+                    : options_.startup == StartupType::kState ? wire::kTpm12StState
+                                                              : wire::kTpm12StDeactivated;
+    cmd = wire::Tpm12StartupCommand(type);
+  }
+  uint32_t rc = wire::ResponseCode(engine_->Process(cmd));
+  if (rc != 0) {
+    log_->warn("the startup command sent after start failed with TPM rc 0x{:x}", rc);
+  }
+  return Ok();
+}
+
+ByteSpan TpmService::Execute(std::span<uint8_t> command, std::optional<uint8_t> locality) {
+  const bool tpm2 = engine_->tpm2();
+  if (relock_needed_ && engine_->running()) {
+    if (auto st = Relock(0); !st) {
+      log_->error("{}", st.error().message);
+      scratch_ = wire::NotRunningResponse(tpm2);
+      return scratch_;
+    }
+  }
+  if (locality) {
+    if (auto st = engine_->SetLocality(*locality); !st) {
+      scratch_ = tpm2 ? wire::ErrorResponse(wire::kTpmStNoSessions, wire::kTpmRcFailure)
+                      : wire::NotRunningResponse(false);
+      return scratch_;
+    }
+  }
+  if (options_.allow_set_locality && tpm2 && engine_->running()) {
+    auto h = wire::ParseHeader(command);
+    if (h && h->code == kTpm2CcSetLocality) {
+      bool ok = command.size() == wire::kTpmHeaderSize + 1 && h->size == command.size() &&
+                engine_->SetLocality(command[wire::kTpmHeaderSize]).has_value();
+      scratch_ = wire::ErrorResponse(wire::kTpmStNoSessions,
+                                     ok ? wire::kTpmRcSuccess : kTpmRcValue);
+      return scratch_;
+    }
+  }
+  return engine_->Process(command);
+}
+
+void TpmService::ReleaseLockForMigration() {
+  store_->Unlock();
+  relock_needed_ = true;
+  log_->info("released the state lock for the migration destination");
+}
+
+Status TpmService::Relock(uint32_t retries) {
+  for (uint32_t i = 0;; ++i) {
+    auto st = store_->Lock();
+    if (st) {
+      relock_needed_ = false;
+      return Ok();
+    }
+    if (i >= retries) return st;
+    // CMD_LOCK_STORAGE's contract: retries 10 ms apart (QEMU asks for 300 after a failed
+    // migration). This blocks the loop, but the VM is paused while it happens.
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+}  // namespace vtpm::daemon

@@ -1,0 +1,113 @@
+// Engine: the TPM itself, libtpms behind our own interface.
+//
+// libtpms is process-global (one TPM per process; its callbacks carry no context pointer), so
+// exactly one Engine may exist in a process at a time: Create() fails with Errc::kAlreadyExists
+// while another lives. All libtpms calls live in libtpms_engine.cc, the one file with mutable
+// globals. An Engine is not thread-safe: call it from one thread, except Cancel().
+//
+// Lifecycle (mirrors swtpm's control channel): Create() -> Start() (CMD_INIT / power on) ->
+// Process()... -> Stop() (CMD_STOP) -> Start() ... ; the destructor Stop()s.
+// Stop() first sends TPM2_Shutdown(SU_STATE), falling back to SU_CLEAR, unless the last command
+// already was a TPM2_Shutdown or auto-shutdown is disabled: abrupt resets otherwise count as
+// dictionary-attack events and drive guests into lockout (TPM_RC_LOCKOUT, 0x921).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/bytes.h"
+#include "base/log.h"
+#include "base/result.h"
+#include "state/nv_store.h"
+
+namespace vtpm::engine {
+
+enum class TpmVersion { kTpm12, kTpm20 };
+
+// libtpms' state blob types (TPMLIB_StateType values).
+enum class StateType : uint32_t { kPermanent = 1, kVolatile = 2, kSaveState = 4 };
+// The libtpms NVRAM name of a blob type: "permall", "volatilestate", "savestate".
+std::string_view StateName(StateType type);
+
+struct BufferSizes {
+  uint32_t current;
+  uint32_t min;
+  uint32_t max;
+};
+
+struct EngineOptions {
+  TpmVersion version = TpmVersion::kTpm20;
+  bool auto_shutdown = true;
+  // Localities 0-4 are valid; with reject_locality_4, 4 is refused (swtpm --locality
+  // reject-locality-4).
+  bool reject_locality_4 = false;
+};
+
+class Engine {
+ public:
+  // |store| must outlive the Engine (not owned).
+  static Result<std::unique_ptr<Engine>> Create(const EngineOptions& options,
+                                                state::NvStore* store, Logger log);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  TpmVersion version() const;
+  bool tpm2() const { return version() == TpmVersion::kTpm20; }
+  bool running() const;
+
+  // Locks the store and initialises the TPM from it (TPMLIB_MainInit). If the newest permanent
+  // state cannot be loaded, retries once with the store's previous generation.
+  // |delete_volatile| removes the stored volatile state after it was read (PTM_INIT_FLAG).
+  // On failure the Error's tpm_rc carries libtpms' result (e.g. 0x101 in failure mode).
+  Status Start(bool delete_volatile);
+  // Orderly shutdown (see above), then TPMLIB_Terminate. No-op when not running.
+  void Stop();
+
+  // Executes one command at the current locality. Never fails: before Start() it answers the
+  // 10-byte fatal error; a malformed command gets the TPM's own error. libtpms decrypts
+  // parameters in place, so |command| may be modified. The returned bytes stay valid until the
+  // next call into the Engine.
+  ByteSpan Process(std::span<uint8_t> command);
+
+  // Locality used for the following commands (the getlocality callback).
+  Status SetLocality(uint8_t locality);
+  uint8_t locality() const;
+
+  // Requests cancellation of a running command (TPMLIB_CancelCommand). Thread-safe.
+  void Cancel();
+
+  // H-CRTM "locality 4 hash" sequence (TPM_IO_Hash_Start/Data/End). Require running.
+  Status HashStart();
+  Status HashData(ByteSpan data);
+  Status HashEnd();
+
+  Result<bool> GetEstablished();
+  // Resets tpmEstablished as if from |locality| (only 3 and 4 may).
+  Status ResetEstablished(uint8_t locality);
+
+  // The raw libtpms blob: from the running TPM, or (stopped) from the store.
+  Result<Bytes> GetState(StateType type);
+  // Provides a blob for the next Start() (stopped only); it is stored durably first.
+  // An empty |blob| hides the stored one.
+  Status SetState(StateType type, ByteSpan blob);
+  // Writes the volatile state to the store (CMD_STORE_VOLATILE).
+  Status StoreVolatile();
+
+  // TPMLIB_SetBufferSize: |wanted| 0 queries. Setting requires a stopped TPM.
+  Result<BufferSizes> SetBufferSize(uint32_t wanted);
+  uint32_t buffer_size() const;
+  // TPMLIB_GetInfo JSON (flags: TPMLIB_INFO_*).
+  Result<std::string> GetInfo(uint64_t flags);
+
+  void set_auto_shutdown(bool on);
+
+  class Impl;
+
+ private:
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vtpm::engine

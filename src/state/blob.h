@@ -1,0 +1,100 @@
+// swtpm's state blob format: a 10-byte header followed by tag-length-value records.
+//
+// Every state file swtpm's dir backend writes (tpm2-00.permall, ...) and every blob that crosses
+// swtpm's control channel (CMD_GET_STATEBLOB / CMD_SET_STATEBLOB) is framed like this, so the
+// codec here is what lets swtpm open our state directories, us open theirs, and QEMU migrate
+// between the two. All integers are big-endian.
+//
+//   header:  u8 version (2) | u8 min_version (1) | u16 hdrsize (10) | u16 flags | u32 totlen
+//   records: u16 tag | u32 length | length bytes          (repeated up to totlen)
+//
+// totlen counts everything including the header. Layouts swtpm 0.7.1 produces (verified live
+// against the Debian 12 packages, swtpm 0.7.1 + libtpms 0.9.2, fresh TPM 2 permall of 1299 B):
+//
+//   file, unencrypted (tpm2-00.permall, 1315 B):
+//     02 01 000a 0000 00000523 | 0001 00000513 | <1299 bytes of libtpms PERSISTENT_ALL>
+//   CMD_GET_STATEBLOB(permanent) / `swtpm_ioctl --save permanent F` (1321 B, "migration form"):
+//     02 01 000a 0004 00000529 | 0004 00000519 | 0001 00000513 | <the same 1299 bytes>
+//
+// i.e. the migration form wraps the file's record list in one MIGRATION_DATA record and sets the
+// MIGRATION_DATA header flag. Encrypted variants replace DATA by ENCRYPTED_DATA + HMAC +
+// IVEC_ENCRYPTED_DATA (and MIGRATION_DATA by the ENCRYPTED_MIGRATION_* tags); we do not support
+// state encryption keys yet and reject such blobs with Errc::kUnsupported.
+//
+// How swtpm reads records (src/swtpm/tlv.c, tlv_data_find_tag(); swtpm_nvstore.c): it searches
+// the record list for the one tag it wants and SKIPS every other record, so unknown tags are
+// ignored (verified: an unknown tag 99 before DATA in a permall file, and unknown tags both
+// around and inside MIGRATION_DATA on CMD_SET_STATEBLOB, are accepted by swtpm 0.7.1). Anything
+// after the wanted record is never looked at, and the first of two equal tags wins. We ignore
+// unknown tags too (so a future writer may add records), but are stricter about structure: the
+// records must exactly fill totlen, and a known tag may appear only once, because a blob that
+// is torn or ambiguous should fail here with a clear message, not later inside libtpms.
+//
+// Header checks, compared with swtpm 0.7.1's SWTPM_NVRAM_CheckHeader():
+//   * totlen must equal the blob size (same as swtpm);
+//   * min_version > 2 is refused: a newer writer said we cannot read it (same as swtpm);
+//   * hdrsize must be >= 10 and <= size; bytes between 10 and hdrsize are a header extension
+//     we skip. swtpm 0.7.1 insists on hdrsize == 10 ("bad header size: 12 != 10", verified), so
+//     we are more lenient there; nothing writes hdrsize != 10 today.
+//   * version 1 (swtpm before the TLV format, 2018) means "the payload follows the header
+//     unframed"; swtpm still reads it and so do we. version >= 2 means records. version 0, or
+//     min_version > version, is refused as corrupt.
+#pragma once
+
+#include <cstdint>
+
+#include "base/bytes.h"
+#include "base/result.h"
+
+namespace vtpm::state {
+
+inline constexpr uint8_t kBlobVersion = 2;
+inline constexpr uint8_t kBlobMinVersion = 1;
+inline constexpr uint16_t kBlobHeaderSize = 10;
+inline constexpr size_t kTlvHeaderSize = 6;
+// Largest libtpms blob the encoders accept: big enough for any TPM state (a TPM 2 permall is a
+// few KiB, its NV image at most ~170 KiB) and far below the 4 GiB the u32 totlen could express.
+inline constexpr size_t kMaxBlobPayload = 16 * 1024 * 1024 - 64;
+
+// Record tags.
+enum BlobTag : uint16_t {
+  kTagData = 1,
+  kTagEncryptedData = 2,
+  kTagHmac = 3,
+  kTagMigrationData = 4,
+  kTagEncryptedMigrationData = 5,
+  kTagIvecEncryptedData = 6,
+  kTagIvecEncryptedMigrationData = 7,
+};
+
+// Header flags.
+enum BlobFlag : uint16_t {
+  kFlagEncrypted = 0x01,
+  kFlagMigrationEncrypted = 0x02,
+  kFlagMigrationData = 0x04,
+  kFlagEncrypted256BitKey = 0x08,
+  kFlagMigration256BitKey = 0x10,
+};
+
+// Header + DATA(libtpms_blob): byte for byte what swtpm 0.7.1 writes for an unencrypted state
+// file. Precondition: libtpms_blob.size() <= kMaxBlobPayload (aborts otherwise; callers that
+// take sizes from outside check first).
+Bytes EncodeFileBlob(ByteSpan libtpms_blob);
+
+// The libtpms blob inside a state file in swtpm's format. Errors: kCorrupt for any header or
+// record inconsistency (and for a migration-form blob, which swtpm does not accept as a file
+// either), kUnsupported for an encrypted blob or one that needs a newer format version.
+Result<Bytes> DecodeFileBlob(ByteSpan file);
+
+// Header(flags = MIGRATION_DATA) + MIGRATION_DATA(DATA(libtpms_blob)): what swtpm 0.7.1 answers to
+// CMD_GET_STATEBLOB when no migration key and no state key are configured. Same precondition as
+// EncodeFileBlob.
+Bytes EncodeMigrationBlob(ByteSpan libtpms_blob);
+
+// The libtpms blob inside a blob received with CMD_SET_STATEBLOB. Accepts the migration form and,
+// more leniently than swtpm 0.7.1 (which answers TPM_FAIL, verified), the file form. A blob
+// that is only a header (no records) decodes to an empty result: swtpm treats it as "no blob"
+// (TPMLIB_SetState(type, NULL, 0)), and callers should too. Errors as for DecodeFileBlob.
+Result<Bytes> DecodeStateBlob(ByteSpan blob);
+
+}  // namespace vtpm::state

@@ -1,0 +1,14 @@
+// Subcommands of the `vtpm` binary; each registers its options and returns a runner.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace vtpm::tools {
+
+using Runner = std::function<int()>;
+
+// `vtpm socket`: the swtpm-compatible daemon.
+Runner AddSocketCommand(CLI::App& app);
+
+}  // namespace vtpm::tools
