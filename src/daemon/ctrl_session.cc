@@ -178,9 +178,10 @@ void CtrlSession::Execute(size_t surplus, Bytes& out) {
 
   switch (static_cast<CtrlCmd>(code_)) {
     case CtrlCmd::kGetCapability: {
-      uint32_t caps = 0x1ffff;  // every PTM_CAP_* bit
+      // Every PTM_CAP_* bit. Like swtpm, SET_DATAFD is advertised on TCP too (where it fails at
+      // run time): clients test the bit set, not the transport.
+      uint32_t caps = 0x1ffff;
       if (!eng.tpm2()) caps &= ~wire::kPtmCapSendCommandHeader;
-      if (!fd_passing_) caps &= ~wire::kPtmCapSetDatafd;
       Res(out, wire::kPtmResSuccess);
       PutU32(out, caps);
       break;

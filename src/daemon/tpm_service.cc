@@ -17,10 +17,10 @@ TpmService::TpmService(engine::Engine* engine, state::NvStore* store, ServiceOpt
                        Logger log)
     : engine_(engine), store_(store), options_(options), log_(std::move(log)) {}
 
-Status TpmService::Start(bool delete_volatile) {
+Status TpmService::Start(bool delete_volatile, bool send_startup) {
   relock_needed_ = false;
   VTPM_RETURN_IF_ERROR(engine_->Start(delete_volatile));
-  if (options_.startup == StartupType::kNone) return Ok();
+  if (!send_startup || options_.startup == StartupType::kNone) return Ok();
   Bytes cmd;
   if (engine_->tpm2()) {
     if (options_.startup == StartupType::kDeactivated) {

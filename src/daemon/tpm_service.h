@@ -44,8 +44,10 @@ class TpmService {
   ServerHooks* hooks() { return hooks_; }
   void set_hooks(ServerHooks* hooks) { hooks_ = hooks; }
 
-  // Starts the TPM and sends the configured startup command.
-  Status Start(bool delete_volatile);
+  // Starts the TPM. With |send_startup| (only the daemon's own start at launch, like swtpm; not
+  // CMD_INIT, which is followed by the guest firmware's TPM2_Startup) it then sends the
+  // configured startup command.
+  Status Start(bool delete_volatile, bool send_startup = false);
   // Runs one TPM command at |locality| (nullopt: the current one). Always returns a response.
   ByteSpan Execute(std::span<uint8_t> command, std::optional<uint8_t> locality = std::nullopt);
 

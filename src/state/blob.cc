@@ -31,18 +31,19 @@ tl::unexpected<Error> Corrupt(const std::string& what) {
 }
 
 tl::unexpected<Error> Encrypted(uint16_t flags) {
-  return Fail(Errc::kUnsupported,
-              fmt::format("the swtpm state blob is encrypted (header flags 0x{:02x}); vtpm does not "
-                          "support state or migration encryption keys yet. Decrypt it with swtpm "
-                          "(e.g. `swtpm_ioctl --save` from an swtpm started with the key) and use "
-                          "the plain blob",
-                          flags));
+  return Fail(
+      Errc::kUnsupported,
+      fmt::format("the swtpm state blob is encrypted (header flags 0x{:02x}); vtpm does not "
+                  "support state or migration encryption keys yet. Decrypt it with swtpm "
+                  "(e.g. `swtpm_ioctl --save` from an swtpm started with the key) and use "
+                  "the plain blob",
+                  flags));
 }
 
 Result<Header> ParseHeader(ByteSpan blob) {
   if (blob.size() < kBlobHeaderSize) {
-    return Corrupt(fmt::format("{} bytes is shorter than the {}-byte header", blob.size(),
-                               kBlobHeaderSize));
+    return Corrupt(
+        fmt::format("{} bytes is shorter than the {}-byte header", blob.size(), kBlobHeaderSize));
   }
   ByteReader r(blob);
   // The reads cannot fail: 10 bytes are there. Still go through the checked reader.
@@ -54,9 +55,10 @@ Result<Header> ParseHeader(ByteSpan blob) {
   VTPM_ASSIGN_OR_RETURN(h.totlen, r.U32());
 
   if (h.totlen != blob.size()) {
-    return Corrupt(fmt::format("the header says {} bytes in total but the blob has {} (truncated "
-                               "or followed by other data)",
-                               h.totlen, blob.size()));
+    return Corrupt(
+        fmt::format("the header says {} bytes in total but the blob has {} (truncated "
+                    "or followed by other data)",
+                    h.totlen, blob.size()));
   }
   if (h.min_version > kBlobVersion) {
     return Fail(Errc::kUnsupported,
@@ -89,16 +91,18 @@ Result<Records> ParseRecords(ByteSpan list, size_t base_offset) {
   while (!r.empty()) {
     const size_t offset = base_offset + r.position();
     if (r.remaining() < kTlvHeaderSize) {
-      return Corrupt(fmt::format("{} stray bytes at offset {} where a record header ({} bytes) "
-                                 "should start",
-                                 r.remaining(), offset, kTlvHeaderSize));
+      return Corrupt(
+          fmt::format("{} stray bytes at offset {} where a record header ({} bytes) "
+                      "should start",
+                      r.remaining(), offset, kTlvHeaderSize));
     }
     VTPM_ASSIGN_OR_RETURN(const uint16_t tag, r.U16());
     VTPM_ASSIGN_OR_RETURN(const uint32_t length, r.U32());
     if (length > r.remaining()) {
-      return Corrupt(fmt::format("the record with tag {} at offset {} claims {} bytes but only {} "
-                                 "remain",
-                                 tag, offset, length, r.remaining()));
+      return Corrupt(
+          fmt::format("the record with tag {} at offset {} claims {} bytes but only {} "
+                      "remain",
+                      tag, offset, length, r.remaining()));
     }
     VTPM_ASSIGN_OR_RETURN(const ByteSpan value, r.Take(length));
     if (tag == 0 || tag > kHighestKnownTag) continue;  // unknown: ignored, like swtpm does
@@ -171,8 +175,7 @@ Result<Bytes> DecodeFileBlob(ByteSpan file) {
   if (h.version == 1) return Bytes(body.begin(), body.end());
 
   VTPM_ASSIGN_OR_RETURN(const Records records, ParseRecords(body, h.hdrsize));
-  if (!records[kTagData] &&
-      (records[kTagMigrationData] || records[kTagEncryptedMigrationData])) {
+  if (!records[kTagData] && (records[kTagMigrationData] || records[kTagEncryptedMigrationData])) {
     return Fail(Errc::kCorrupt,
                 "this is a migration blob (as CMD_GET_STATEBLOB / `swtpm_ioctl --save` produce), "
                 "not a state file: swtpm does not accept it as a file either. Send it to a "

@@ -20,8 +20,8 @@
 //   * during/after 1: a stray T (removed by the next Lock()); F and F.bak untouched;
 //   * after the link in 2: additionally a stray L (removed by the next Lock());
 //   * after the rename in 2: F.bak == F == generation n (generation n-1 is dropped; still valid);
-//   * after 3 but before 4: the directory may come back with any prefix of the renames that reached
-//     the disk. T's data was fsync'ed before the rename, so F is n or n+1, complete either way; and
+//   * after 3 but before 4: the directory may come back with any subset of steps 2 and 3 on
+//     disk. T's data was fsync'ed before the rename, so F is n or n+1, complete either way; and
 //     even if the file system persisted 3 but not 2 (POSIX promises no order without an fsync
 //     between them; ext4 and xfs journal them in order in practice), F.bak is generation n-1,
 //     older but complete. So no fsync between 2 and 3 is needed for the invariant.
@@ -105,12 +105,12 @@ Result<std::optional<struct stat>> StatNoFollow(int dir_fd, const std::string& f
 
 tl::unexpected<Error> NotRegular(const std::string& path, const struct stat& st,
                                  std::string_view action) {
-  return Fail(Errc::kFailedPrecondition,
-              fmt::format("{} is {}, not a regular file; {}. vtpm does not follow symlinks in the "
-                          "state directory: put the regular file there (or remove the entry to "
-                          "start without this state)",
-                          path, S_ISLNK(st.st_mode) ? "a symbolic link" : "a special file",
-                          action));
+  return Fail(
+      Errc::kFailedPrecondition,
+      fmt::format("{} is {}, not a regular file; {}. vtpm does not follow symlinks in the "
+                  "state directory: put the regular file there (or remove the entry to "
+                  "start without this state)",
+                  path, S_ISLNK(st.st_mode) ? "a symbolic link" : "a special file", action));
 }
 
 Status WriteAll(int fd, ByteSpan data, const std::string& path) {
@@ -213,7 +213,9 @@ Result<std::vector<StateBlobInfo>> ListStateBlobs(const std::string& directory,
     info.size = static_cast<uint64_t>(st->st_size);
     const std::string bak = info.file + std::string(kBakSuffix);
     VTPM_ASSIGN_OR_RETURN(auto bst, StatNoFollow(dir.get(), bak, JoinPath(directory, bak)));
-    if (bst && S_ISREG(bst->st_mode)) info.previous_generation_size = bst->st_size;
+    if (bst && S_ISREG(bst->st_mode)) {
+      info.previous_generation_size = static_cast<uint64_t>(bst->st_size);
+    }
     out.push_back(std::move(info));
   }
   return out;
@@ -384,8 +386,8 @@ Result<std::optional<Bytes>> DirStore::Load(std::string_view name_view) {
 
   Result<std::optional<Bytes>> previous = ReadBlobFile(bak);
   if (!previous) {
-    newest.error().message += fmt::format("; the previous generation is unusable too: {}",
-                                          previous.error().message);
+    newest.error().message +=
+        fmt::format("; the previous generation is unusable too: {}", previous.error().message);
     return newest;
   }
   if (!*previous) {
@@ -393,9 +395,10 @@ Result<std::optional<Bytes>> DirStore::Load(std::string_view name_view) {
         fmt::format("; there is no previous generation ({}) to fall back to", Path(bak));
     return newest;
   }
-  logger_->warn("{}; using the previous generation {} instead (older TPM state). The damaged file "
-                "will be moved to {}{} when this blob is next written",
-                newest.error().message, Path(bak), Path(file), kRejectedSuffix);
+  logger_->warn(
+      "{}; using the previous generation {} instead (older TPM state). The damaged file "
+      "will be moved to {}{} when this blob is next written",
+      newest.error().message, Path(bak), Path(file), kRejectedSuffix);
   newest_rejected_.insert(name);
   return previous;
 }
@@ -547,15 +550,16 @@ bool DirStore::FallBackToPreviousGeneration() {
   const std::string bak = FileName(kPermallName) + std::string(kBakSuffix);
   Result<std::optional<struct stat>> st = StatNoFollow(dir_fd_.get(), bak, Path(bak));
   if (!st || !*st || !S_ISREG((*st)->st_mode)) {
-    logger_->error("cannot fall back to the previous generation of the TPM state: {} {}",
-                   Path(bak), st ? "does not exist (or is not a regular file)" : st.error().message);
+    logger_->error("cannot fall back to the previous generation of the TPM state: {} {}", Path(bak),
+                   st ? "does not exist (or is not a regular file)" : st.error().message);
     return false;
   }
   fallen_back_ = true;
   written_since_fallback_.clear();
-  logger_->warn("falling back to the previous generation of the TPM state ({}, older than {}); the "
-                "newer files will be kept as *{} when overwritten",
-                Path(bak), Path(FileName(kPermallName)), kRejectedSuffix);
+  logger_->warn(
+      "falling back to the previous generation of the TPM state ({}, older than {}); the "
+      "newer files will be kept as *{} when overwritten",
+      Path(bak), Path(FileName(kPermallName)), kRejectedSuffix);
   return true;
 }
 

@@ -52,12 +52,13 @@ struct DirStoreOptions {
   bool fsync = true;
 };
 
-// "tpm2-00." or "tpm-00.": swtpm's file name prefix for the version (SWTPM_NVRAM_GetFilenameForName).
+// "tpm2-00." or "tpm-00.": swtpm's file name prefix for the version
+// (SWTPM_NVRAM_GetFilenameForName).
 std::string_view StateFilePrefix(TpmVersion version);
 
 struct StateBlobInfo {
-  std::string name;  // "permall", "volatilestate", "savestate"
-  std::string file;  // e.g. "tpm2-00.permall", relative to the directory
+  std::string name;   // "permall", "volatilestate", "savestate"
+  std::string file;   // e.g. "tpm2-00.permall", relative to the directory
   uint64_t size = 0;  // file size in bytes (blob header included), as `swtpm --print-states`
   std::optional<uint64_t> previous_generation_size;  // size of <file>.bak if there is one
 };
@@ -65,8 +66,7 @@ struct StateBlobInfo {
 // The state blobs present in |directory|, in the order permall, volatilestate, savestate; like
 // `swtpm --print-states` (which reports {"name": ..., "size": ...} for each). Fails if the
 // directory cannot be opened or a state file is not a regular file.
-Result<std::vector<StateBlobInfo>> ListStateBlobs(const std::string& directory,
-                                                  TpmVersion version);
+Result<std::vector<StateBlobInfo>> ListStateBlobs(const std::string& directory, TpmVersion version);
 
 class DirStore final : public NvStore {
  public:

@@ -181,7 +181,7 @@ int RunSocket(const SocketArgs& a) {
     if (auto st = daemonizer.Fork(); !st) return Die(st.error().message);
   }
   if (cfg.not_need_init) {
-    if (auto st = service.Start(false); !st) {
+    if (auto st = service.Start(/*delete_volatile=*/false, /*send_startup=*/true); !st) {
       (*log)->error("cannot start the TPM: {}", st.error().message);
       daemonizer.Report(false);
       return Die("cannot start the TPM: " + st.error().message);

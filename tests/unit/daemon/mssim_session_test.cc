@@ -1,0 +1,83 @@
+#include "daemon/mssim_session.h"
+
+#include <gtest/gtest.h>
+
+#include "session_fixture.h"
+#include "wire/tpm_header.h"
+
+namespace vtpm::daemon {
+namespace {
+
+using testing::Hex;
+
+TEST(MssimSession, PowerOnStartsTheTpmAndSignalsAreAcknowledged) {
+  SessionFixture f;
+  MssimSession s(&f.service);
+  EXPECT_EQ(f.Feed(s, {"00000001"}), Hex("00000000"));  // POWER_ON
+  EXPECT_TRUE(f.eng->running());
+  EXPECT_EQ(f.Feed(s, {"0000000b"}), Hex("00000000"));  // NV_ON
+  EXPECT_EQ(f.Feed(s, {"00000001 0000000b"}), Hex("00000000 00000000"));  // idempotent, batched
+}
+
+TEST(MssimSession, SendCommandIsFramedWithSizeAndTrailingZero) {
+  SessionFixture f;
+  MssimSession s(&f.service);
+  f.Feed(s, {"00000001"});
+  // TPM2_Startup(CLEAR) at locality 0.
+  EXPECT_EQ(f.Feed(s, {"00000008 00 0000000c 8001 0000000c 00000144 0000"}),
+            Hex("0000000a 8001 0000000a 00000000 00000000"));
+}
+
+TEST(MssimSession, SendCommandSplitAcrossReads) {
+  SessionFixture f;
+  MssimSession s(&f.service);
+  f.Feed(s, {"00000001"});
+  EXPECT_EQ(f.Feed(s, {"000000", "08 00 0000", "000c 8001 0000000c 00000144", "0000"}),
+            Hex("0000000a 8001 0000000a 00000000 00000000"));
+}
+
+TEST(MssimSession, PowerOffIsAbruptSoStartupStateFails) {
+  SessionFixture f;
+  MssimSession s(&f.service);
+  f.Feed(s, {"00000001", "00000008 00 0000000c 8001 0000000c 00000144 0000"});
+  EXPECT_EQ(f.Feed(s, {"00000002"}), Hex("00000000"));  // POWER_OFF
+  EXPECT_FALSE(f.eng->running());
+  f.Feed(s, {"00000001"});
+  Bytes out = f.Feed(s, {"00000008 00 0000000c 8001 0000000c 00000144 0001"});
+  ASSERT_EQ(out.size(), 18u);
+  EXPECT_NE(wire::ResponseCode(ByteSpan(out).subspan(4, 10)), 0u);
+}
+
+TEST(MssimSession, SessionEndClosesWithoutReply) {
+  SessionFixture f;
+  MssimSession s(&f.service);
+  EXPECT_EQ(f.Feed(s, {"00000014"}), Bytes{});
+  EXPECT_TRUE(s.wants_close());
+}
+
+TEST(MssimSession, UnknownCommandClosesTheConnection) {
+  SessionFixture f;
+  MssimSession s(&f.service);
+  EXPECT_EQ(f.Feed(s, {"000000ff"}), Bytes{});
+  EXPECT_TRUE(s.wants_close());
+}
+
+TEST(MssimSession, OversizedSendCommandClosesTheConnection) {
+  SessionFixture f;
+  MssimSession s(&f.service);
+  f.Feed(s, {"00000001"});
+  EXPECT_EQ(f.Feed(s, {"00000008 00 00100000"}), Bytes{});
+  EXPECT_TRUE(s.wants_close());
+}
+
+TEST(MssimSession, StopAsksTheServerToExit) {
+  SessionFixture f;
+  MssimSession s(&f.service);
+  f.Feed(s, {"00000001"});
+  f.Feed(s, {"00000015"});
+  EXPECT_TRUE(f.hooks.exit_requested);
+  EXPECT_FALSE(f.eng->running());
+}
+
+}  // namespace
+}  // namespace vtpm::daemon
