@@ -2,7 +2,8 @@
 # Developer entry point. On a fresh Debian 12 machine (as root, or with sudo):
 #   ./dev.sh demo    install what is needed, build, and run the demo
 #   ./dev.sh test    install what is needed, build, and run every test (ctest)
-# Other verbs: setup (packages only), build, test-sanitize (ASan+UBSan build, unit+integration).
+# Other verbs: setup (packages only), build, test-sanitize (ASan+UBSan build, unit+integration),
+#   bench [--quick] (Release build; vtpm vs swtpm side by side, markdown + bench-results.csv).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -39,9 +40,14 @@ case "${1:-}" in
   test)
     setup; build build
     ctest --test-dir build --output-on-failure -j"$(nproc)" ;;
+  bench)
+    setup; build build-release -DCMAKE_BUILD_TYPE=Release
+    build-release/bench/session_bench --benchmark_min_time=0.2
+    build-release/bench/vtpm_compare --vtpm build-release/tools/vtpm/vtpm --csv bench-results.csv \
+      "${@:2}" ;;
   test-sanitize)
     setup; build build-asan -DVTPM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
     ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j"$(nproc)" \
       -L 'unit|integration' ;;
-  *) echo "usage: $0 demo|test|setup|build|test-sanitize" >&2; exit 2 ;;
+  *) echo "usage: $0 demo|test|setup|build|test-sanitize|bench" >&2; exit 2 ;;
 esac

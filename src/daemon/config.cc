@@ -131,6 +131,9 @@ Status ParseTpmState(std::string_view value, DaemonConfig& cfg) {
     } else if (kv.key == "mode") {
       VTPM_ASSIGN_OR_RETURN(uint64_t mode, ParseNumber("--tpmstate", kv.key, kv.value, 8, 0777));
       cfg.state_mode = static_cast<mode_t>(mode);
+    } else if (kv.key == "fsync" && kv.value && *kv.value == "false") {
+      // For throw-away TPMs on tmpfs: state still survives a vtpm crash, not a host crash.
+      cfg.state_fsync = false;
     } else if ((kv.key == "lock" || kv.key == "backup" || kv.key == "fsync") &&
                (!kv.value || *kv.value == "true")) {
       // the directory backend always locks, keeps the previous generation and fsyncs

@@ -29,6 +29,7 @@ struct DaemonConfig {
   engine::TpmVersion version = engine::TpmVersion::kTpm12;  // swtpm's default; --tpm2 for 2.0
   std::string state_dir;
   mode_t state_mode = 0600;
+  bool state_fsync = true;  // --tpmstate ...,fsync=false turns it off
   Endpoint ctrl;
   Endpoint server;
   std::optional<uint16_t> mssim_port;  // command port; the platform port is +1

@@ -116,6 +116,7 @@ struct Connection {
   size_t out_pos = 0;
   Clock::time_point mid_since{};
   bool mid = false;
+  bool want_out = false;  // registered for EPOLLOUT (and not EPOLLIN) right now
 };
 
 }  // namespace
@@ -315,11 +316,15 @@ class Server::Impl : public ServerHooks {
         return;
       }
     }
-    // Backpressure: while replies are unsent, stop reading more requests.
-    epoll_event ev{};
-    ev.events = pending ? (EPOLLOUT | EPOLLRDHUP) : (EPOLLIN | EPOLLRDHUP);
-    ev.data.u64 = id;
-    epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, c.fd.get(), &ev);
+    // Backpressure: while replies are unsent, stop reading more requests. Only touch epoll when
+    // that changes (the common case, a reply written at once, costs no extra syscall).
+    if (pending != c.want_out) {
+      epoll_event ev{};
+      ev.events = pending ? (EPOLLOUT | EPOLLRDHUP) : (EPOLLIN | EPOLLRDHUP);
+      ev.data.u64 = id;
+      epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, c.fd.get(), &ev);
+      c.want_out = pending;
+    }
   }
 
   void DropStalled() {

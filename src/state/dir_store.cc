@@ -51,6 +51,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -382,7 +383,15 @@ Result<std::optional<Bytes>> DirStore::Load(std::string_view name_view) {
   if (ServesPrevious(name)) return ReadBlobFile(bak);
 
   Result<std::optional<Bytes>> newest = ReadBlobFile(file);
-  if (newest || !IsDamage(newest.error())) return newest;
+  if (newest) {
+    if (*newest) {
+      on_disk_[name] = **newest;
+    } else {
+      on_disk_.erase(name);
+    }
+    return newest;
+  }
+  if (!IsDamage(newest.error())) return newest;
 
   Result<std::optional<Bytes>> previous = ReadBlobFile(bak);
   if (!previous) {
@@ -487,6 +496,14 @@ Status DirStore::Store(std::string_view name_view, ByteSpan data) {
   const std::string file = FileName(name);
   const std::string path = Path(file);
 
+  if (auto it = on_disk_.find(name); it != on_disk_.end() && !ServesPrevious(name) &&
+                                     !newest_rejected_.contains(name) &&
+                                     std::equal(it->second.begin(), it->second.end(),
+                                                data.begin(), data.end())) {
+    return Ok();  // the newest file already holds exactly these bytes
+  }
+  on_disk_.erase(name);  // until the new file is in place, we do not know what it holds
+
   VTPM_ASSIGN_OR_RETURN(const std::optional<struct stat> st,
                         StatNoFollow(dir_fd_.get(), file, path));
   if (st && !S_ISREG(st->st_mode)) return NotRegular(path, *st, "refusing to replace it");
@@ -514,7 +531,9 @@ Status DirStore::Store(std::string_view name_view, ByteSpan data) {
   }
   newest_rejected_.erase(name);
   if (fallen_back_) written_since_fallback_.insert(name);
-  return SyncDir();
+  VTPM_RETURN_IF_ERROR(SyncDir());
+  on_disk_[name].assign(data.begin(), data.end());
+  return Ok();
 }
 
 Status DirStore::Delete(std::string_view name_view, bool must_exist) {
@@ -529,6 +548,7 @@ Status DirStore::Delete(std::string_view name_view, bool must_exist) {
   if (must_exist && !st) {
     return Fail(Errc::kNotFound, fmt::format("cannot delete {}: it does not exist", Path(visible)));
   }
+  on_disk_.erase(name);
   for (const std::string& f : {bak, file}) {  // .bak first, see the crash analysis above
     if (unlinkat(dir_fd_.get(), f.c_str(), 0) != 0 && errno != ENOENT) {
       return IoError(fmt::format("cannot delete {}", Path(f)), errno,

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -96,7 +97,8 @@ class DirStore final : public NvStore {
   Result<std::optional<Bytes>> Load(std::string_view name) override;
 
   // Atomically replaces <prefix><name>, keeping the replaced file as <file>.bak; durable on
-  // return when options.fsync. Refuses to replace a symlink or other non-regular file. The
+  // return when options.fsync. Bytes identical to what the file already holds are not written
+  // again (so the .bak stays a genuinely older generation). Refuses to replace a symlink or other non-regular file. The
   // crash analysis is in dir_store.cc.
   Status Store(std::string_view name, ByteSpan data) override;
 
@@ -145,6 +147,10 @@ class DirStore final : public NvStore {
   std::set<std::string, std::less<>> written_since_fallback_;
   // Names whose newest file Load() found damaged and replaced by the .bak.
   std::set<std::string, std::less<>> newest_rejected_;
+  // The blob each newest file holds, as last read from or written to it by us (we hold the
+  // lock, so nobody else writes). A Store of identical bytes is skipped: libtpms rewrites an
+  // unchanged permall on TPM2_Startup and elsewhere, and each write costs two fsyncs.
+  std::map<std::string, Bytes, std::less<>> on_disk_;
 };
 
 }  // namespace vtpm::state

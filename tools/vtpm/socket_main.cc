@@ -149,6 +149,7 @@ int RunSocket(const SocketArgs& a) {
   store_opts.tpm_version =
       a.tpm2 ? state::TpmVersion::kTpm2 : state::TpmVersion::kTpm12;
   store_opts.file_mode = cfg.state_mode;
+  store_opts.fsync = cfg.state_fsync;
   auto store = state::DirStore::Open(store_opts, *log);
   if (!store) return Die(store.error().message);
 

@@ -44,6 +44,14 @@ TEST(Config, BadValuesNameTheProblem) {
   EXPECT_FALSE(ParseTpmState("mode=0600", c).has_value());
 }
 
+TEST(Config, TpmStateFsyncIsOnUnlessTurnedOff) {
+  DaemonConfig c;
+  ASSERT_TRUE(ParseTpmState("dir=/x,fsync", c).has_value());
+  EXPECT_TRUE(c.state_fsync);
+  ASSERT_TRUE(ParseTpmState("dir=/x,fsync=false", c).has_value());
+  EXPECT_FALSE(c.state_fsync);
+}
+
 TEST(Config, StartupFlagsImplyNotNeedInit) {
   DaemonConfig c;
   ASSERT_TRUE(ParseFlags("startup-clear,disable-auto-shutdown", c).has_value());

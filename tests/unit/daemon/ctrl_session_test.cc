@@ -211,6 +211,46 @@ TEST(CtrlSession, StoreVolatileWritesTheVolatileFile) {
   EXPECT_TRUE(v->has_value());
 }
 
+TEST(CtrlSession, CancelNeedsARunningTpm) {
+  Ctrl c;
+  EXPECT_EQ(c.Do({"00000009"}), Hex("0000000a"));
+  c.Do({"00000002 00000000"});
+  EXPECT_EQ(c.Do({"00000009"}), Hex("00000000"));
+}
+
+TEST(CtrlSession, StopWhenStoppedSucceedsAndInitRestarts) {
+  Ctrl c;
+  EXPECT_EQ(c.Do({"0000000e"}), Hex("00000000"));
+  EXPECT_EQ(c.Do({"00000002 00000000"}), Hex("00000000"));
+  EXPECT_EQ(c.Do({"00000002 00000000"}), Hex("00000000"));  // INIT while running restarts
+  EXPECT_TRUE(c.eng->running());
+}
+
+TEST(CtrlSession, VolatileBlobComesFromTheRunningTpm) {
+  Ctrl c;
+  c.Do({"00000002 00000000"});
+  Bytes got = c.Do({"0000000c 00000001 00000002 00000000"});
+  ASSERT_GT(got.size(), 16u);
+  EXPECT_EQ(Bytes(got.begin(), got.begin() + 8), Hex("00000000 00000000"));
+  EXPECT_EQ(LoadBe32(got.data() + 8), got.size() - 16);
+}
+
+TEST(CtrlSession, GetStateBlobOffsetReturnsTheRemainder) {
+  Ctrl c;
+  c.Do({"00000002 00000000"});
+  Bytes all = c.Do({"0000000c 00000001 00000001 00000000"});
+  Bytes tail = c.Do({"0000000c 00000001 00000001 00000010"});
+  ASSERT_EQ(tail.size(), all.size() - 16);
+  EXPECT_EQ(LoadBe32(tail.data() + 12), LoadBe32(all.data() + 12) - 16);
+  EXPECT_TRUE(std::equal(tail.begin() + 16, tail.end(), all.begin() + 32));
+}
+
+TEST(CtrlSession, UnknownBlobTypeIsFail) {
+  Ctrl c;
+  c.Do({"00000002 00000000"});
+  EXPECT_EQ(c.Do({"0000000c 00000001 00000009 00000000"}), Hex("00000009"));
+}
+
 TEST(CtrlSession, LockStorageSucceedsWhenFree) {
   Ctrl c;
   EXPECT_EQ(c.Do({"00000013 00000000"}), Hex("00000000"));

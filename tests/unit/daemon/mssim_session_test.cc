@@ -70,6 +70,40 @@ TEST(MssimSession, OversizedSendCommandClosesTheConnection) {
   EXPECT_TRUE(s.wants_close());
 }
 
+TEST(MssimSession, RemoteHandshakeReportsVersionAndEndpoint) {
+  SessionFixture f;
+  MssimSession s(&f.service);
+  EXPECT_EQ(f.Feed(s, {"0000000f 00000001"}), Hex("00000001 00000009 00000000"));
+}
+
+TEST(MssimSession, HashSignalsDriveTheHcrtmSequence) {
+  SessionFixture f;
+  MssimSession s(&f.service);
+  f.Feed(s, {"00000001"});
+  EXPECT_EQ(f.Feed(s, {"00000005", "00000006 00000003 616263", "00000007"}),
+            Hex("00000000 00000000 00000000"));
+  EXPECT_TRUE(f.eng->GetEstablished().value());
+}
+
+TEST(MssimSession, CancelAndKeyCacheAndPhysicalPresenceAreAcknowledged) {
+  SessionFixture f;
+  MssimSession s(&f.service);
+  f.Feed(s, {"00000001"});
+  EXPECT_EQ(f.Feed(s, {"00000009 0000000a 0000000d 0000000e 00000003 00000004 0000000c"}),
+            Hex("00000000 00000000 00000000 00000000 00000000 00000000 00000000"));
+}
+
+TEST(MssimSession, ResetRestartsTheTpmSoItNeedsStartupAgain) {
+  SessionFixture f;
+  MssimSession s(&f.service);
+  f.Feed(s, {"00000001", "00000008 00 0000000c 8001 0000000c 00000144 0000"});
+  EXPECT_EQ(f.Feed(s, {"00000011"}), Hex("00000000"));  // TPM_SIGNAL_RESET
+  EXPECT_TRUE(f.eng->running());
+  // GetRandom now fails with TPM_RC_INITIALIZE: the reset took effect.
+  EXPECT_EQ(f.Feed(s, {"00000008 00 0000000c 8001 0000000c 0000017b 0008"}),
+            Hex("0000000a 8001 0000000a 00000100 00000000"));
+}
+
 TEST(MssimSession, StopAsksTheServerToExit) {
   SessionFixture f;
   MssimSession s(&f.service);

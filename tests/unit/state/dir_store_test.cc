@@ -152,6 +152,32 @@ TEST_F(DirStoreTest, EachStoreKeepsThePreviousGeneration) {
             (std::vector<std::string>{"tpm2-00.permall", "tpm2-00.permall.bak"}));
 }
 
+// libtpms rewrites an unchanged permall (e.g. on every TPM2_Startup): identical bytes cost no I/O,
+// and the .bak stays the genuinely previous generation.
+TEST_F(DirStoreTest, StoringIdenticalBytesAgainWritesNothing) {
+  auto store = OpenStore();
+  ASSERT_TRUE(store->Store("permall", a_));
+  ASSERT_TRUE(store->Store("permall", b_));
+  struct stat before{};
+  ASSERT_EQ(::stat((dir_ / "tpm2-00.permall").c_str(), &before), 0);
+  ASSERT_TRUE(store->Store("permall", b_));
+  struct stat after{};
+  ASSERT_EQ(::stat((dir_ / "tpm2-00.permall").c_str(), &after), 0);
+  EXPECT_EQ(before.st_ino, after.st_ino);
+  EXPECT_EQ(Inner("tpm2-00.permall.bak"), a_);
+  // The same holds for bytes first seen through Load() by a new store.
+  store.reset();
+  auto again = OpenStore();
+  ASSERT_EQ(again->Load("permall").value(), b_);
+  ASSERT_TRUE(again->Store("permall", b_));
+  ASSERT_EQ(::stat((dir_ / "tpm2-00.permall").c_str(), &after), 0);
+  EXPECT_EQ(before.st_ino, after.st_ino);
+  // Different bytes are written as usual.
+  ASSERT_TRUE(again->Store("permall", c_));
+  EXPECT_EQ(Inner("tpm2-00.permall"), c_);
+  EXPECT_EQ(Inner("tpm2-00.permall.bak"), b_);
+}
+
 // After a crash between "rename link to .bak" and "rename temp to file", file and .bak are the
 // same inode; rename(link, .bak) is then a no-op that must not leave the link behind.
 TEST_F(DirStoreTest, StoreWhenBakIsAHardLinkOfTheFile) {
