@@ -1,5 +1,12 @@
 #include "base/log.h"
 
+#include <fcntl.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/unique_fd.h"
+
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -19,9 +26,20 @@ Logger StderrLogger(const std::string& name, spdlog::level::level_enum level) {
 
 Result<Logger> FileLogger(const std::string& name, const std::string& path,
                           spdlog::level::level_enum level, bool truncate) {
+  // Open it ourselves so a symlink planted at |path| is refused (swtpm CVE-2020-28407), then
+  // hand spdlog the open file through /proc/self/fd.
+  UniqueFd fd(open(path.c_str(),
+                   O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (truncate ? O_TRUNC : 0),
+                   0640));
+  if (!fd) {
+    return Fail(Errc::kIo, "cannot open log file " + path + ": " + std::strerror(errno) +
+                               "; check that its directory exists and is writable (symlinks are "
+                               "refused)");
+  }
   try {
     auto logger = std::make_shared<spdlog::logger>(
-        name, std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, truncate));
+        name, std::make_shared<spdlog::sinks::basic_file_sink_mt>(
+                  "/proc/self/fd/" + std::to_string(fd.get()), false));
     logger->set_level(level);
     logger->flush_on(spdlog::level::info);
     return logger;
