@@ -61,9 +61,7 @@ void Progress(const std::string& what) {
                what.c_str());
 }
 
-double Micros(Clock::duration d) {
-  return std::chrono::duration<double, std::micro>(d).count();
-}
+double Micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
 
 struct Stats {
   double min, median, p99;
@@ -73,7 +71,9 @@ struct Stats {
 Stats Summarize(std::vector<double> v) {
   if (v.empty()) return {0, 0, 0, 0};
   std::sort(v.begin(), v.end());
-  auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size() - 1)))]; };
+  auto at = [&](double q) {
+    return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size() - 1)))];
+  };
   return {v.front(), at(0.5), at(0.99), v.size()};
 }
 
@@ -219,7 +219,7 @@ struct Transport {
 };
 
 struct Daemon {
-  std::string name;  // "vtpm" / "swtpm"
+  std::string name;                // "vtpm" / "swtpm"
   std::vector<std::string> argv0;  // {"/path/vtpm", "socket"} or {"swtpm", "socket"}
 };
 
@@ -229,9 +229,9 @@ class RunningDaemon {
     fs::create_directories(dir / "state");
     std::vector<std::string> argv = d.argv0;
     data_path_ = (dir / "data").string();
-    argv.insert(argv.end(), {"--tpm2", "--tpmstate", "dir=" + (dir / "state").string(), "--ctrl",
-                             "type=unixio,path=" + (dir / "ctrl").string(), "--flags",
-                             extra_flags});
+    argv.insert(argv.end(),
+                {"--tpm2", "--tpmstate", "dir=" + (dir / "state").string(), "--ctrl",
+                 "type=unixio,path=" + (dir / "ctrl").string(), "--flags", extra_flags});
     if (tcp) {
       port_ = FreePort();
       argv.insert(argv.end(), {"--server", "type=tcp,port=" + std::to_string(port_)});
@@ -292,10 +292,14 @@ struct Options {
 
 int Iterations(const BenchCommand& c, const Options& o) {
   int n = 2000;
-  if (c.name.find("CreatePrimary RSA") != std::string::npos) n = 6;
-  else if (c.name.find("CreatePrimary") != std::string::npos) n = 60;
-  else if (c.name.find("RSASSA") != std::string::npos) n = 200;
-  else if (c.name.find("ECDSA") != std::string::npos) n = 400;
+  if (c.name.find("CreatePrimary RSA") != std::string::npos)
+    n = 6;
+  else if (c.name.find("CreatePrimary") != std::string::npos)
+    n = 60;
+  else if (c.name.find("RSASSA") != std::string::npos)
+    n = 200;
+  else if (c.name.find("ECDSA") != std::string::npos)
+    n = 400;
   if (o.quick) n = std::max(2, n / 10);
   return n * o.scale;
 }
@@ -384,7 +388,7 @@ void MeasureInProcess(const Options& o, const fs::path& work, Report& report) {
   run(Startup());
   uint32_t ecc = LoadBe32(run(CreatePrimary(false).bytes).data() + 10);
   uint32_t rsa = LoadBe32(run(CreatePrimary(true).bytes).data() + 10);
-  std::vector<BenchCommand> cmds = {GetRandom(32),       PcrRead(),          PcrExtend(),
+  std::vector<BenchCommand> cmds = {GetRandom(32),        PcrRead(),           PcrExtend(),
                                     CreatePrimary(false), CreatePrimary(true), Sign(ecc, false),
                                     Sign(rsa, true)};
   for (const auto& c : cmds) {
@@ -506,7 +510,7 @@ Memory ReadMemory(pid_t pid) {
   Memory m;
   std::string line;
   while (std::getline(f, line)) {  // "Rss:   6312 kB"
-    double* into = line.rfind("Rss:", 0) == 0 ? &m.rss_kb
+    double* into = line.rfind("Rss:", 0) == 0   ? &m.rss_kb
                    : line.rfind("Pss:", 0) == 0 ? &m.pss_kb
                                                 : nullptr;
     if (into != nullptr) *into = std::atof(line.c_str() + 4);
@@ -523,8 +527,12 @@ void MeasureMemory(const std::vector<Daemon>& daemons, const Options& o, const f
       UniqueFd fd = r.Connect();
       Check(d.name, GetRandom(8), Transact(fd.get(), GetRandom(8).bytes, false));
       Memory m = ReadMemory(r.pid());
-      report.Add({"memory", "one idle instance", "", d.name,
-                  {m.rss_kb, m.pss_kb, 0, 1}, "min=RSS kB, median=PSS kB"});
+      report.Add({"memory",
+                  "one idle instance",
+                  "",
+                  d.name,
+                  {m.rss_kb, m.pss_kb, 0, 1},
+                  "min=RSS kB, median=PSS kB"});
     }
     std::vector<std::unique_ptr<RunningDaemon>> many;
     auto t0 = Clock::now();
@@ -544,7 +552,10 @@ void MeasureMemory(const std::vector<Daemon>& daemons, const Options& o, const f
       sum.pss_kb += m.pss_kb;
     }
     double n = static_cast<double>(o.instances);
-    report.Add({"memory", std::to_string(o.instances) + " instances, per instance", "", d.name,
+    report.Add({"memory",
+                std::to_string(o.instances) + " instances, per instance",
+                "",
+                d.name,
                 {sum.rss_kb / n, sum.pss_kb / n, all_answered_ms, many.size()},
                 "min=RSS kB, median=PSS kB, p99=ms until all answered"});
   }
@@ -553,7 +564,9 @@ void MeasureMemory(const std::vector<Daemon>& daemons, const Options& o, const f
 void Print(const Report& rep, const Options& o) {
   auto cell = [](double v) { return fmt::format("{:.1f}", v); };
   std::printf("## Round trip per command (µs; paired, alternating vtpm/swtpm)\n\n");
-  std::printf("| command | transport | vtpm median | swtpm median | vtpm/swtpm | vtpm min | swtpm min | vtpm p99 | swtpm p99 | n |\n");
+  std::printf(
+      "| command | transport | vtpm median | swtpm median | vtpm/swtpm | vtpm min | swtpm min | "
+      "vtpm p99 | swtpm p99 | n |\n");
   std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const auto& r : rep.rows()) {
     if (r.section != "command" || r.subject != "vtpm") continue;
@@ -564,14 +577,17 @@ void Print(const Report& rep, const Options& o) {
                 r.s.median / s->s.median, cell(r.s.min).c_str(), cell(s->s.min).c_str(),
                 cell(r.s.p99).c_str(), cell(s->s.p99).c_str(), r.s.n);
   }
-  std::printf("\n## Floors (µs)\n\n| what | transport | min | median | p99 |\n|---|---|---:|---:|---:|\n");
+  std::printf(
+      "\n## Floors (µs)\n\n| what | transport | min | median | p99 |\n|---|---|---:|---:|---:|\n");
   for (const auto& r : rep.rows()) {
     if (r.section != "floor") continue;
     std::printf("| %s | %s | %s | %s | %s |\n", r.command.c_str(), r.transport.c_str(),
                 cell(r.s.min).c_str(), cell(r.s.median).c_str(), cell(r.s.p99).c_str());
   }
   std::printf("\n## Daemon overhead above libtpms (median µs) vs the socket ping-pong\n\n");
-  std::printf("| command | transport | libtpms | vtpm overhead | swtpm overhead | ping-pong | vtpm overhead / ping-pong |\n|---|---|---:|---:|---:|---:|---:|\n");
+  std::printf(
+      "| command | transport | libtpms | vtpm overhead | swtpm overhead | ping-pong | vtpm "
+      "overhead / ping-pong |\n|---|---|---:|---:|---:|---:|---:|\n");
   for (const char* cmd : {"GetRandom(32)", "PCR_Read", "PCR_Extend"}) {
     for (const char* tr : {"unix", "tcp"}) {
       const Row* v = rep.Find(cmd, tr, "vtpm");
@@ -580,11 +596,13 @@ void Print(const Report& rep, const Options& o) {
       const Row* p = rep.Find("ping-pong 12/44 B", tr, "socket");
       if (!v || !s || !l || !p) continue;
       double vo = v->s.median - l->s.median, so = s->s.median - l->s.median;
-      std::printf("| %s | %s | %s | %s | %s | %s | **%.2f** |\n", cmd, tr, cell(l->s.median).c_str(),
-                  cell(vo).c_str(), cell(so).c_str(), cell(p->s.median).c_str(), vo / p->s.median);
+      std::printf("| %s | %s | %s | %s | %s | %s | **%.2f** |\n", cmd, tr,
+                  cell(l->s.median).c_str(), cell(vo).c_str(), cell(so).c_str(),
+                  cell(p->s.median).c_str(), vo / p->s.median);
     }
   }
-  std::printf("\n## Start-up and memory\n\n| what | vtpm | swtpm | vtpm/swtpm |\n|---|---:|---:|---:|\n");
+  std::printf(
+      "\n## Start-up and memory\n\n| what | vtpm | swtpm | vtpm/swtpm |\n|---|---:|---:|---:|\n");
   for (const auto& r : rep.rows()) {
     if (r.subject != "vtpm" || (r.section != "startup" && r.section != "memory")) continue;
     const Row* s = rep.Find(r.command, r.transport, "swtpm");
@@ -624,11 +642,16 @@ int main(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--vtpm" && i + 1 < argc) o.vtpm = argv[++i];
-    else if (a == "--csv" && i + 1 < argc) o.csv = argv[++i];
-    else if (a == "--quick") o.quick = true;
-    else if (a == "--instances" && i + 1 < argc) o.instances = std::atoi(argv[++i]);
-    else Die("usage: vtpm_compare --vtpm PATH [--quick] [--csv FILE] [--instances N]");
+    if (a == "--vtpm" && i + 1 < argc)
+      o.vtpm = argv[++i];
+    else if (a == "--csv" && i + 1 < argc)
+      o.csv = argv[++i];
+    else if (a == "--quick")
+      o.quick = true;
+    else if (a == "--instances" && i + 1 < argc)
+      o.instances = std::atoi(argv[++i]);
+    else
+      Die("usage: vtpm_compare --vtpm PATH [--quick] [--csv FILE] [--instances N]");
   }
   if (o.vtpm.empty()) Die("--vtpm PATH is required");
   signal(SIGPIPE, SIG_IGN);
@@ -638,20 +661,20 @@ int main(int argc, char** argv) {
   std::vector<Daemon> daemons = {{"vtpm", {o.vtpm, "socket"}}, {"swtpm", {"swtpm", "socket"}}};
   Report report;
   try {
-  Progress("in-process libtpms");
-  MeasureInProcess(o, work, report);
-  Progress("socket ping-pong");
-  MeasurePingPong(o, false, report);
-  MeasurePingPong(o, true, report);
-  for (const Transport& t : {Transport{"unix", false, false}, Transport{"tcp", true, false},
-                             Transport{"unix+mssim-prefix", false, true},
-                             Transport{"tcp+mssim-prefix", true, true}}) {
-    MeasureCommands(daemons, t, o, work, report);
-  }
-  Progress("start-up");
-  MeasureStartup(daemons, o, work, report);
-  Progress("memory");
-  MeasureMemory(daemons, o, work, report);
+    Progress("in-process libtpms");
+    MeasureInProcess(o, work, report);
+    Progress("socket ping-pong");
+    MeasurePingPong(o, false, report);
+    MeasurePingPong(o, true, report);
+    for (const Transport& t :
+         {Transport{"unix", false, false}, Transport{"tcp", true, false},
+          Transport{"unix+mssim-prefix", false, true}, Transport{"tcp+mssim-prefix", true, true}}) {
+      MeasureCommands(daemons, t, o, work, report);
+    }
+    Progress("start-up");
+    MeasureStartup(daemons, o, work, report);
+    Progress("memory");
+    MeasureMemory(daemons, o, work, report);
   } catch (const Failure& f) {
     std::fprintf(stderr, "vtpm_compare: %s\n", f.message.c_str());
     fs::remove_all(work);

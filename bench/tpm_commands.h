@@ -52,8 +52,8 @@ inline BenchCommand GetRandom(uint16_t n) {
 // Part 3 §22.4 TPM2_PCR_Read of sha256 PCR 0.
 inline BenchCommand PcrRead() {
   ByteWriter w = Header(0x8001, 0x17e);
-  w.U32(1);      // TPML_PCR_SELECTION.count
-  w.U16(0x000b); // sha256
+  w.U32(1);       // TPML_PCR_SELECTION.count
+  w.U16(0x000b);  // sha256
   w.U8(3);
   w.U8(0x01);
   w.U8(0);
@@ -77,9 +77,9 @@ inline Bytes SigningTemplate(bool rsa) {
   ByteWriter t;
   t.U16(rsa ? 0x0001 : 0x0023);  // TPM_ALG_RSA / TPM_ALG_ECC
   t.U16(0x000b);                 // nameAlg sha256
-  t.U32(0x00040072);  // fixedTPM|fixedParent|sensitiveDataOrigin|userWithAuth|sign
-  t.U16(0);           // authPolicy
-  t.U16(0x0010);      // symmetric: TPM_ALG_NULL
+  t.U32(0x00040072);             // fixedTPM|fixedParent|sensitiveDataOrigin|userWithAuth|sign
+  t.U16(0);                      // authPolicy
+  t.U16(0x0010);                 // symmetric: TPM_ALG_NULL
   if (rsa) {
     t.U16(0x0014);  // RSASSA
     t.U16(0x000b);

@@ -6,9 +6,9 @@ namespace vtpm {
 
 Status ByteReader::Need(size_t n) const {
   if (n > remaining()) {
-    return Fail(Errc::kInvalidArgument,
-                fmt::format("truncated input: need {} bytes at offset {}, have {}", n, pos_,
-                            remaining()));
+    return Fail(
+        Errc::kInvalidArgument,
+        fmt::format("truncated input: need {} bytes at offset {}, have {}", n, pos_, remaining()));
   }
   return Ok();
 }

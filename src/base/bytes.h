@@ -17,9 +17,7 @@ namespace vtpm {
 using Bytes = std::vector<uint8_t>;
 using ByteSpan = std::span<const uint8_t>;
 
-inline uint16_t LoadBe16(const uint8_t* p) {
-  return static_cast<uint16_t>((p[0] << 8) | p[1]);
-}
+inline uint16_t LoadBe16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
 inline uint32_t LoadBe32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
 }
@@ -28,6 +26,13 @@ inline void StoreBe32(uint8_t* p, uint32_t v) {
   p[1] = static_cast<uint8_t>(v >> 16);
   p[2] = static_cast<uint8_t>(v >> 8);
   p[3] = static_cast<uint8_t>(v);
+}
+
+// Appends |v| big-endian to |out|.
+inline void AppendBe32(Bytes& out, uint32_t v) {
+  uint8_t b[4];
+  StoreBe32(b, v);
+  out.insert(out.end(), b, b + 4);
 }
 
 class ByteReader {

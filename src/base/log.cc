@@ -1,15 +1,14 @@
 #include "base/log.h"
 
 #include <fcntl.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
 
 #include <cerrno>
 #include <cstring>
 
 #include "base/unique_fd.h"
-
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/null_sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
 
 namespace vtpm {
 
@@ -28,9 +27,9 @@ Result<Logger> FileLogger(const std::string& name, const std::string& path,
                           spdlog::level::level_enum level, bool truncate) {
   // Open it ourselves so a symlink planted at |path| is refused (swtpm CVE-2020-28407), then
   // hand spdlog the open file through /proc/self/fd.
-  UniqueFd fd(open(path.c_str(),
-                   O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (truncate ? O_TRUNC : 0),
-                   0640));
+  UniqueFd fd(open(
+      path.c_str(),
+      O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0640));
   if (!fd) {
     return Fail(Errc::kIo, "cannot open log file " + path + ": " + std::strerror(errno) +
                                "; check that its directory exists and is writable (symlinks are "

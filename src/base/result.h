@@ -1,8 +1,9 @@
 // Result<T>: a value or an Error that says what failed and what to do.
 //
 // No exceptions cross the engine, state, wire or daemon layers (they run on event-loop and worker
-// threads); fallible functions return Result<T> (tl::expected, std::expected once we move to C++23).
-// A TPM response code is data, not an Error: a transport that delivered TPM_RC_FAILURE succeeded.
+// threads); fallible functions return Result<T> (tl::expected, std::expected once we move to
+// C++23). A TPM response code is data, not an Error: a transport that delivered TPM_RC_FAILURE
+// succeeded.
 #pragma once
 
 #include <string>
@@ -12,14 +13,14 @@
 namespace vtpm {
 
 enum class Errc {
-  kInvalidArgument,  // the caller (user, peer or guest) gave something malformed
-  kNotFound,         // a named thing (file, blob) does not exist
-  kAlreadyExists,    // e.g. a second engine in one process
-  kBusy,             // e.g. the state directory is locked by another process
-  kIo,               // a system call failed; sys_errno says which errno
-  kCorrupt,          // stored data failed validation
+  kInvalidArgument,     // the caller (user, peer or guest) gave something malformed
+  kNotFound,            // a named thing (file, blob) does not exist
+  kAlreadyExists,       // e.g. a second engine in one process
+  kBusy,                // e.g. the state directory is locked by another process
+  kIo,                  // a system call failed; sys_errno says which errno
+  kCorrupt,             // stored data failed validation
   kFailedPrecondition,  // called in the wrong state (e.g. engine not running)
-  kTpm,              // libtpms returned an error code (in tpm_rc)
+  kTpm,                 // libtpms returned an error code (in tpm_rc)
   kUnsupported,
 };
 
@@ -48,16 +49,16 @@ inline Status Ok() { return {}; }
 #define VTPM_CONCAT_INNER_(a, b) a##b
 #define VTPM_CONCAT_(a, b) VTPM_CONCAT_INNER_(a, b)
 
-#define VTPM_RETURN_IF_ERROR(expr)                              \
-  do {                                                          \
-    if (auto vtpm_status_ = (expr); !vtpm_status_) {            \
+#define VTPM_RETURN_IF_ERROR(expr)                                           \
+  do {                                                                       \
+    if (auto vtpm_status_ = (expr); !vtpm_status_) {                         \
       return tl::unexpected<::vtpm::Error>(std::move(vtpm_status_.error())); \
-    }                                                           \
+    }                                                                        \
   } while (0)
 
 #define VTPM_ASSIGN_OR_RETURN(lhs, expr) \
   VTPM_ASSIGN_OR_RETURN_IMPL_(VTPM_CONCAT_(vtpm_result_, __LINE__), lhs, expr)
-#define VTPM_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr)                    \
-  auto tmp = (expr);                                                   \
+#define VTPM_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr)                       \
+  auto tmp = (expr);                                                      \
   if (!tmp) return tl::unexpected<::vtpm::Error>(std::move(tmp.error())); \
   lhs = std::move(*tmp)

@@ -49,8 +49,9 @@ Result<uint64_t> ParseNumber(const std::string& option, const std::string& key,
   }
   auto [p, ec] = std::from_chars(first, last, n, base);
   if (ec != std::errc() || p != last || n > max) {
-    return Fail(Errc::kInvalidArgument,
-                fmt::format("{}: '{}={}' is not a valid number (at most {})", option, key, *v, max));
+    return Fail(
+        Errc::kInvalidArgument,
+        fmt::format("{}: '{}={}' is not a valid number (at most {})", option, key, *v, max));
   }
   return n;
 }

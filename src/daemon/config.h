@@ -17,12 +17,12 @@ namespace vtpm::daemon {
 struct Endpoint {
   enum class Kind { kNone, kUnix, kTcp, kListenFd, kClientFd };
   Kind kind = Kind::kNone;
-  std::string path;                 // kUnix
-  uint16_t port = 0;                // kTcp
+  std::string path;   // kUnix
+  uint16_t port = 0;  // kTcp
   std::string bindaddr = "127.0.0.1";
-  int fd = -1;                      // kListenFd, kClientFd
-  mode_t mode = 0770;               // kUnix socket file mode (swtpm's default)
-  bool terminate = false;           // --ctrl ...,terminate: exit when the connection is lost
+  int fd = -1;             // kListenFd, kClientFd
+  mode_t mode = 0770;      // kUnix socket file mode (swtpm's default)
+  bool terminate = false;  // --ctrl ...,terminate: exit when the connection is lost
 };
 
 struct DaemonConfig {

@@ -13,26 +13,28 @@ namespace {
 
 uint32_t ResultFor(const Error& e) {
   switch (e.code) {
-    case Errc::kTpm: return e.tpm_rc != 0 ? e.tpm_rc : wire::kPtmResFail;
-    case Errc::kFailedPrecondition: return wire::kPtmResBadOrdinal;
-    case Errc::kInvalidArgument: return wire::kPtmResBadParameter;
-    default: return wire::kPtmResFail;
+    case Errc::kTpm:
+      return e.tpm_rc != 0 ? e.tpm_rc : wire::kPtmResFail;
+    case Errc::kFailedPrecondition:
+      return wire::kPtmResBadOrdinal;
+    case Errc::kInvalidArgument:
+      return wire::kPtmResBadParameter;
+    default:
+      return wire::kPtmResFail;
   }
 }
 
 std::optional<engine::StateType> BlobType(uint32_t ptm_type) {
   switch (ptm_type) {
-    case wire::kPtmBlobTypePermanent: return engine::StateType::kPermanent;
-    case wire::kPtmBlobTypeVolatile: return engine::StateType::kVolatile;
-    case wire::kPtmBlobTypeSaveState: return engine::StateType::kSaveState;
-    default: return std::nullopt;
+    case wire::kPtmBlobTypePermanent:
+      return engine::StateType::kPermanent;
+    case wire::kPtmBlobTypeVolatile:
+      return engine::StateType::kVolatile;
+    case wire::kPtmBlobTypeSaveState:
+      return engine::StateType::kSaveState;
+    default:
+      return std::nullopt;
   }
-}
-
-void PutU32(Bytes& out, uint32_t v) {
-  uint8_t b[4];
-  StoreBe32(b, v);
-  out.insert(out.end(), b, b + 4);
 }
 
 }  // namespace
@@ -40,7 +42,7 @@ void PutU32(Bytes& out, uint32_t v) {
 CtrlSession::CtrlSession(TpmService* service, bool fd_passing)
     : service_(service), fd_passing_(fd_passing) {}
 
-void CtrlSession::Res(Bytes& out, uint32_t res) { PutU32(out, res); }
+void CtrlSession::Res(Bytes& out, uint32_t res) { AppendBe32(out, res); }
 
 void CtrlSession::OnChunk(std::span<uint8_t> chunk, Bytes& out) {
   size_t pos = 0;
@@ -183,7 +185,7 @@ void CtrlSession::Execute(size_t surplus, Bytes& out) {
       uint32_t caps = 0x1ffff;
       if (!eng.tpm2()) caps &= ~wire::kPtmCapSendCommandHeader;
       Res(out, wire::kPtmResSuccess);
-      PutU32(out, caps);
+      AppendBe32(out, caps);
       break;
     }
     case CtrlCmd::kInit: {
@@ -270,9 +272,9 @@ void CtrlSession::Execute(size_t surplus, Bytes& out) {
       size_t start = std::min<size_t>(offset, blob.size());
       uint32_t len = static_cast<uint32_t>(blob.size() - start);
       Res(out, res);
-      PutU32(out, 0);  // state_flags: not encrypted
-      PutU32(out, len);
-      PutU32(out, len);
+      AppendBe32(out, 0);  // state_flags: not encrypted
+      AppendBe32(out, len);
+      AppendBe32(out, len);
       out.insert(out.end(), blob.begin() + static_cast<ptrdiff_t>(start), blob.end());
       if (*st_type == engine::StateType::kSaveState) service_->ReleaseLockForMigration();
       break;
@@ -283,7 +285,7 @@ void CtrlSession::Execute(size_t surplus, Bytes& out) {
       break;
     case CtrlCmd::kGetConfig:
       Res(out, wire::kPtmResSuccess);
-      PutU32(out, 0);  // neither a file key nor a migration key
+      AppendBe32(out, 0);  // neither a file key nor a migration key
       break;
     case CtrlCmd::kSetDatafd: {
       if (!fd_passing_ || !passed_fd_.valid() || service_->hooks() == nullptr) {
@@ -302,9 +304,9 @@ void CtrlSession::Execute(size_t surplus, Bytes& out) {
         break;
       }
       Res(out, wire::kPtmResSuccess);
-      PutU32(out, sizes->current);
-      PutU32(out, sizes->min);
-      PutU32(out, sizes->max);
+      AppendBe32(out, sizes->current);
+      AppendBe32(out, sizes->min);
+      AppendBe32(out, sizes->max);
       break;
     }
     case CtrlCmd::kGetInfo: {
@@ -322,8 +324,8 @@ void CtrlSession::Execute(size_t surplus, Bytes& out) {
       }
       uint32_t len = static_cast<uint32_t>(std::min<size_t>(wire::kGetInfoChunk, total - offset));
       Res(out, wire::kPtmResSuccess);
-      PutU32(out, static_cast<uint32_t>(total));
-      PutU32(out, len);
+      AppendBe32(out, static_cast<uint32_t>(total));
+      AppendBe32(out, len);
       const char* p = info->c_str() + offset;
       out.insert(out.end(), p, p + len);
       break;

@@ -27,10 +27,10 @@ class CtrlSession final : public Session {
   TpmService* service_;
   bool fd_passing_;
   Phase phase_ = Phase::kIdle;
-  Bytes head_;             // command code + fixed-size body, as it arrives
-  uint32_t need_ = 0;      // bytes of head_ still missing, or payload bytes still missing
+  Bytes head_;         // command code + fixed-size body, as it arrives
+  uint32_t need_ = 0;  // bytes of head_ still missing, or payload bytes still missing
   uint32_t code_ = 0;
-  Bytes payload_;          // SET_STATEBLOB's blob (bounded by kMaxStateBlobSize)
+  Bytes payload_;               // SET_STATEBLOB's blob (bounded by kMaxStateBlobSize)
   uint32_t payload_error_ = 0;  // result to send once the payload has been consumed
   UniqueFd passed_fd_;
   bool close_ = false;

@@ -8,41 +8,11 @@ namespace vtpm::daemon {
 namespace {
 constexpr size_t kMssimPrefix = 9;  // u32 command, u8 locality, u32 size
 
-void PutU32(Bytes& out, uint32_t v) {
-  uint8_t b[4];
-  StoreBe32(b, v);
-  out.insert(out.end(), b, b + 4);
-}
 }  // namespace
 
 DataSession::DataSession(TpmService* service) : service_(service) {}
 
-size_t DataSession::max_message() const {
-  return service_->engine().buffer_size() + kMssimPrefix;
-}
-
-void DataSession::OnChunk(std::span<uint8_t> chunk, Bytes& out) {
-  if (in_.empty()) {
-    // Fast path: whole commands straight from the read buffer, no copy.
-    size_t pos = 0;
-    while (pos < chunk.size() && !close_) {
-      size_t used = ProcessOne(chunk.subspan(pos), out);
-      if (used == 0) break;
-      pos += used;
-    }
-    if (!close_ && pos < chunk.size()) in_.assign(chunk.begin() + static_cast<ptrdiff_t>(pos), chunk.end());
-    return;
-  }
-  in_.insert(in_.end(), chunk.begin(), chunk.end());
-  size_t pos = 0;
-  while (pos < in_.size() && !close_) {
-    size_t used = ProcessOne(std::span<uint8_t>(in_).subspan(pos), out);
-    if (used == 0) break;
-    pos += used;
-  }
-  in_.erase(in_.begin(), in_.begin() + static_cast<ptrdiff_t>(pos));
-  if (close_) in_.clear();
-}
+size_t DataSession::max_message() const { return service_->engine().buffer_size() + kMssimPrefix; }
 
 size_t DataSession::ProcessOne(std::span<uint8_t> avail, Bytes& out) {
   const bool tpm2 = service_->engine().tpm2();
@@ -52,7 +22,7 @@ size_t DataSession::ProcessOne(std::span<uint8_t> avail, Bytes& out) {
     Bytes err = tpm2 ? wire::ErrorResponse(wire::kTpmStNoSessions, wire::kTpmRcCommandSize)
                      : wire::ErrorResponse(wire::kTpm12TagRspCommand, 0x0b /*TPM_BAD_PARAM_SIZE*/);
     out.insert(out.end(), err.begin(), err.end());
-    close_ = true;
+    RequestClose();
     return size_t{0};
   };
   if (avail.size() < 2) return 0;
@@ -70,9 +40,9 @@ size_t DataSession::ProcessOne(std::span<uint8_t> avail, Bytes& out) {
     }
     if (avail.size() < kMssimPrefix + size) return 0;
     ByteSpan resp = service_->Execute(avail.subspan(kMssimPrefix, size), locality);
-    PutU32(out, static_cast<uint32_t>(resp.size()));
+    AppendBe32(out, static_cast<uint32_t>(resp.size()));
     out.insert(out.end(), resp.begin(), resp.end());
-    PutU32(out, 0);
+    AppendBe32(out, 0);
     return kMssimPrefix + size;
   }
   if (avail.size() < wire::kTpmHeaderSize) return 0;

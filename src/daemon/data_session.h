@@ -13,25 +13,17 @@
 
 namespace vtpm::daemon {
 
-class DataSession final : public Session {
+class DataSession final : public FramedSession {
  public:
-  DataSession(TpmService* service);
-
-  void OnChunk(std::span<uint8_t> chunk, Bytes& out) override;
-  bool mid_message() const override { return !in_.empty(); }
-  bool wants_close() const override { return close_; }
+  explicit DataSession(TpmService* service);
 
   // The largest command accepted: the engine's buffer size plus the MS-simulator prefix.
   size_t max_message() const;
 
  private:
-  // Consumes one complete message from in_[pos...] if there is one; returns bytes consumed
-  // (0: incomplete).
-  size_t ProcessOne(std::span<uint8_t> avail, Bytes& out);
+  size_t ProcessOne(std::span<uint8_t> avail, Bytes& out) override;
 
   TpmService* service_;
-  Bytes in_;  // an incomplete message carried over from earlier reads
-  bool close_ = false;
 };
 
 }  // namespace vtpm::daemon

@@ -8,28 +8,11 @@ namespace vtpm::daemon {
 using wire::MssimCmd;
 
 namespace {
-void PutU32(Bytes& out, uint32_t v) {
-  uint8_t b[4];
-  StoreBe32(b, v);
-  out.insert(out.end(), b, b + 4);
-}
 // Hash data beyond this in one signal is refused (H-CRTM data is a few KiB of firmware).
 constexpr uint32_t kMaxHashData = 1024 * 1024;
 }  // namespace
 
 MssimSession::MssimSession(TpmService* service) : service_(service) {}
-
-void MssimSession::OnChunk(std::span<uint8_t> chunk, Bytes& out) {
-  in_.insert(in_.end(), chunk.begin(), chunk.end());
-  size_t pos = 0;
-  while (pos < in_.size() && !close_) {
-    size_t used = ProcessOne(std::span<uint8_t>(in_).subspan(pos), out);
-    if (used == 0) break;
-    pos += used;
-  }
-  in_.erase(in_.begin(), in_.begin() + static_cast<ptrdiff_t>(pos));
-  if (close_) in_.clear();
-}
 
 void MssimSession::PowerOff() {
   // Pulling the plug: no orderly TPM2_Shutdown (simulator semantics; clients test with it).
@@ -45,7 +28,7 @@ size_t MssimSession::ProcessOne(std::span<uint8_t> avail, Bytes& out) {
   auto& log = service_->log();
   const uint32_t code = LoadBe32(avail.data());
   size_t used = 4;
-  auto ack = [&] { PutU32(out, 0); };
+  auto ack = [&] { AppendBe32(out, 0); };
   switch (static_cast<MssimCmd>(code)) {
     case MssimCmd::kSendCommand: {
       if (avail.size() < 9) return 0;
@@ -53,12 +36,12 @@ size_t MssimSession::ProcessOne(std::span<uint8_t> avail, Bytes& out) {
       uint32_t size = LoadBe32(avail.data() + 5);
       if (size < wire::kTpmHeaderSize || size > eng.buffer_size()) {
         log->warn("mssim: command of {} bytes refused; closing the connection", size);
-        close_ = true;
+        RequestClose();
         return 0;
       }
       if (avail.size() < 9 + size) return 0;
       ByteSpan resp = service_->Execute(avail.subspan(9, size), locality);
-      PutU32(out, static_cast<uint32_t>(resp.size()));
+      AppendBe32(out, static_cast<uint32_t>(resp.size()));
       out.insert(out.end(), resp.begin(), resp.end());
       ack();
       return 9 + size;
@@ -68,7 +51,7 @@ size_t MssimSession::ProcessOne(std::span<uint8_t> avail, Bytes& out) {
       uint32_t size = LoadBe32(avail.data() + 4);
       if (size > kMaxHashData) {
         log->warn("mssim: hash data of {} bytes refused; closing the connection", size);
-        close_ = true;
+        RequestClose();
         return 0;
       }
       if (avail.size() < 8 + size) return 0;
@@ -80,8 +63,8 @@ size_t MssimSession::ProcessOne(std::span<uint8_t> avail, Bytes& out) {
     }
     case MssimCmd::kRemoteHandshake: {
       if (avail.size() < 8) return 0;
-      PutU32(out, wire::kMssimServerVersion);
-      PutU32(out, wire::kMssimEndpointPlatformAvailable | wire::kMssimEndpointSupportsPp);
+      AppendBe32(out, wire::kMssimServerVersion);
+      AppendBe32(out, wire::kMssimEndpointPlatformAvailable | wire::kMssimEndpointSupportsPp);
       ack();
       return 8;
     }
@@ -127,10 +110,10 @@ size_t MssimSession::ProcessOne(std::span<uint8_t> avail, Bytes& out) {
       ack();
       break;
     case MssimCmd::kSessionEnd:
-      close_ = true;  // no acknowledgement
+      RequestClose();  // no acknowledgement
       break;
     case MssimCmd::kStop:
-      close_ = true;
+      RequestClose();
       eng.Stop();
       if (service_->hooks()) service_->hooks()->RequestExit();
       break;
@@ -140,7 +123,7 @@ size_t MssimSession::ProcessOne(std::span<uint8_t> avail, Bytes& out) {
     default:
       log->warn("mssim: unsupported command {} ({}); closing the connection", code,
                 wire::MssimCmdName(code));
-      close_ = true;
+      RequestClose();
       return 0;
   }
   log->debug("mssim: {}", wire::MssimCmdName(code));

@@ -7,21 +7,15 @@
 
 namespace vtpm::daemon {
 
-class MssimSession final : public Session {
+class MssimSession final : public FramedSession {
  public:
   explicit MssimSession(TpmService* service);
 
-  void OnChunk(std::span<uint8_t> chunk, Bytes& out) override;
-  bool mid_message() const override { return !in_.empty(); }
-  bool wants_close() const override { return close_; }
-
  private:
-  size_t ProcessOne(std::span<uint8_t> avail, Bytes& out);
+  size_t ProcessOne(std::span<uint8_t> avail, Bytes& out) override;
   void PowerOff();
 
   TpmService* service_;
-  Bytes in_;
-  bool close_ = false;
 };
 
 }  // namespace vtpm::daemon

@@ -55,7 +55,7 @@ Result<UniqueFd> ListenUnix(const std::string& path, mode_t mode) {
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) return SysFail("socket(AF_UNIX)", errno);
-  struct stat st{};
+  struct stat st {};
   if (lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(path.c_str());
   if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0) {
     return SysFail("cannot bind UNIX socket " + path, errno);
@@ -100,8 +100,8 @@ struct Listener {
   UniqueFd fd;
   ChannelKind kind;
   bool unix_socket;
-  bool terminate;       // connections from here end the daemon when they close
-  std::string path;     // UNIX socket file to unlink at exit
+  bool terminate;    // connections from here end the daemon when they close
+  std::string path;  // UNIX socket file to unlink at exit
   bool mssim_platform = false;
 };
 
@@ -297,8 +297,8 @@ class Server::Impl : public ServerHooks {
     if (it == conns_.end()) return;
     Connection& c = it->second;
     while (c.out_pos < c.out.size()) {
-      ssize_t n = send(c.fd.get(), c.out.data() + c.out_pos, c.out.size() - c.out_pos,
-                       MSG_NOSIGNAL);
+      ssize_t n =
+          send(c.fd.get(), c.out.data() + c.out_pos, c.out.size() - c.out_pos, MSG_NOSIGNAL);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == EAGAIN) break;
       if (n <= 0) {

@@ -26,4 +26,27 @@ class Session {
   virtual bool wants_close() const = 0;
 };
 
+// A session whose protocol is a stream of self-delimiting messages (TPM commands, MS-simulator
+// signals). Complete messages are processed straight from the read buffer; only an incomplete
+// tail is copied and kept, so the buffer never exceeds one message plus one read.
+class FramedSession : public Session {
+ public:
+  void OnChunk(std::span<uint8_t> chunk, Bytes& out) final;
+  bool mid_message() const final { return !in_.empty(); }
+  bool wants_close() const final { return close_; }
+
+ protected:
+  // Consumes one complete message at the front of |avail| and returns its size, or returns 0
+  // when more bytes are needed (or after RequestClose()).
+  virtual size_t ProcessOne(std::span<uint8_t> avail, Bytes& out) = 0;
+  void RequestClose() { close_ = true; }
+
+ private:
+  // Processes messages from |buf|; returns the bytes consumed.
+  size_t Drain(std::span<uint8_t> buf, Bytes& out);
+
+  Bytes in_;  // an incomplete message carried over from earlier reads
+  bool close_ = false;
+};
+
 }  // namespace vtpm::daemon

@@ -62,8 +62,8 @@ ByteSpan TpmService::Execute(std::span<uint8_t> command, std::optional<uint8_t> 
     if (h && h->code == kTpm2CcSetLocality) {
       bool ok = command.size() == wire::kTpmHeaderSize + 1 && h->size == command.size() &&
                 engine_->SetLocality(command[wire::kTpmHeaderSize]).has_value();
-      scratch_ = wire::ErrorResponse(wire::kTpmStNoSessions,
-                                     ok ? wire::kTpmRcSuccess : kTpmRcValue);
+      scratch_ =
+          wire::ErrorResponse(wire::kTpmStNoSessions, ok ? wire::kTpmRcSuccess : kTpmRcValue);
       return scratch_;
     }
   }

@@ -47,8 +47,8 @@ struct EngineOptions {
 class Engine {
  public:
   // |store| must outlive the Engine (not owned).
-  static Result<std::unique_ptr<Engine>> Create(const EngineOptions& options,
-                                                state::NvStore* store, Logger log);
+  static Result<std::unique_ptr<Engine>> Create(const EngineOptions& options, state::NvStore* store,
+                                                Logger log);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;

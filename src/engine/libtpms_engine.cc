@@ -15,9 +15,12 @@ namespace vtpm::engine {
 
 std::string_view StateName(StateType type) {
   switch (type) {
-    case StateType::kPermanent: return "permall";
-    case StateType::kVolatile: return "volatilestate";
-    case StateType::kSaveState: return "savestate";
+    case StateType::kPermanent:
+      return "permall";
+    case StateType::kVolatile:
+      return "volatilestate";
+    case StateType::kSaveState:
+      return "savestate";
   }
   return "unknown";
 }
@@ -115,8 +118,8 @@ Error TpmError(std::string what, TPM_RESULT rc) {
 
 }  // namespace
 
-Result<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options,
-                                               state::NvStore* store, Logger log) {
+Result<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options, state::NvStore* store,
+                                               Logger log) {
   auto impl = std::make_unique<Impl>(options, store, std::move(log));
   Impl* expected = nullptr;
   if (!g_owner.compare_exchange_strong(expected, impl.get())) {
@@ -134,8 +137,8 @@ Result<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options,
       .tpm_io_getlocality = IoGetLocality,
       .tpm_io_getphysicalpresence = IoGetPhysicalPresence,
   };
-  TPMLIB_TPMVersion ver = options.version == TpmVersion::kTpm20 ? TPMLIB_TPM_VERSION_2
-                                                                 : TPMLIB_TPM_VERSION_1_2;
+  TPMLIB_TPMVersion ver =
+      options.version == TpmVersion::kTpm20 ? TPMLIB_TPM_VERSION_2 : TPMLIB_TPM_VERSION_1_2;
   TPM_RESULT rc = TPMLIB_ChooseTPMVersion(ver);
   if (rc == TPM_SUCCESS) rc = TPMLIB_RegisterCallbacks(&callbacks);
   if (rc != TPM_SUCCESS) {
@@ -169,9 +172,10 @@ Status Engine::Start(bool delete_volatile) {
   if (rc == TPM_SUCCESS) rc = TPMLIB_MainInit();
   if (rc != TPM_SUCCESS && !d.permanent_state_was_set_ &&
       d.store_->FallBackToPreviousGeneration()) {
-    d.log_->warn("TPM could not start from its newest state (libtpms 0x{:x}); starting from the "
-                 "previous generation",
-                 rc);
+    d.log_->warn(
+        "TPM could not start from its newest state (libtpms 0x{:x}); starting from the "
+        "previous generation",
+        rc);
     TPMLIB_Terminate();
     rc = TPMLIB_ChooseTPMVersion(ver);
     if (rc == TPM_SUCCESS) rc = TPMLIB_MainInit();
@@ -233,8 +237,8 @@ ByteSpan Engine::Process(std::span<uint8_t> command) {
   ByteSpan resp(d.resp_buf_, resp_size);
   if (tpm2()) {
     auto h = wire::ParseHeader(command);
-    d.last_was_shutdown_ = h && h->code == wire::kTpmCcShutdown &&
-                           wire::ResponseCode(resp) == wire::kTpmRcSuccess;
+    d.last_was_shutdown_ =
+        h && h->code == wire::kTpmCcShutdown && wire::ResponseCode(resp) == wire::kTpmRcSuccess;
   }
   return resp;
 }

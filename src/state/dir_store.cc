@@ -496,10 +496,9 @@ Status DirStore::Store(std::string_view name_view, ByteSpan data) {
   const std::string file = FileName(name);
   const std::string path = Path(file);
 
-  if (auto it = on_disk_.find(name); it != on_disk_.end() && !ServesPrevious(name) &&
-                                     !newest_rejected_.contains(name) &&
-                                     std::equal(it->second.begin(), it->second.end(),
-                                                data.begin(), data.end())) {
+  if (auto it = on_disk_.find(name);
+      it != on_disk_.end() && !ServesPrevious(name) && !newest_rejected_.contains(name) &&
+      std::equal(it->second.begin(), it->second.end(), data.begin(), data.end())) {
     return Ok();  // the newest file already holds exactly these bytes
   }
   on_disk_.erase(name);  // until the new file is in place, we do not know what it holds

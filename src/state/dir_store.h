@@ -98,8 +98,8 @@ class DirStore final : public NvStore {
 
   // Atomically replaces <prefix><name>, keeping the replaced file as <file>.bak; durable on
   // return when options.fsync. Bytes identical to what the file already holds are not written
-  // again (so the .bak stays a genuinely older generation). Refuses to replace a symlink or other non-regular file. The
-  // crash analysis is in dir_store.cc.
+  // again (so the .bak stays a genuinely older generation). Refuses to replace a symlink or other
+  // non-regular file. The crash analysis is in dir_store.cc.
   Status Store(std::string_view name, ByteSpan data) override;
 
   // Removes <file>.bak and then <file> (a deleted blob must not come back through

@@ -48,8 +48,8 @@ Status WritePidFile(const daemon::DaemonConfig& cfg) {
     }
   }
   if (!cfg.pid_file.empty()) {
-    UniqueFd fd(open(cfg.pid_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-                     0644));
+    UniqueFd fd(
+        open(cfg.pid_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
     if (!fd || write(fd.get(), pid.data(), pid.size()) != static_cast<ssize_t>(pid.size())) {
       return SysFail("cannot write pid file " + cfg.pid_file, errno);
     }
@@ -146,8 +146,7 @@ int RunSocket(const SocketArgs& a) {
 
   state::DirStoreOptions store_opts;
   store_opts.directory = cfg.state_dir;
-  store_opts.tpm_version =
-      a.tpm2 ? state::TpmVersion::kTpm2 : state::TpmVersion::kTpm12;
+  store_opts.tpm_version = a.tpm2 ? state::TpmVersion::kTpm2 : state::TpmVersion::kTpm12;
   store_opts.file_mode = cfg.state_mode;
   store_opts.fsync = cfg.state_fsync;
   auto store = state::DirStore::Open(store_opts, *log);

@@ -54,9 +54,9 @@ TEST(CtrlSession, SetLocalityAcceptsOneAndFourByteBodies) {
 
 TEST(CtrlSession, CommandsNeedingARunningTpmAnswerBadOrdinalInFourBytes) {
   Ctrl c;
-  EXPECT_EQ(c.Do({"00000004"}), Hex("0000000a"));             // GET_TPMESTABLISHED
-  EXPECT_EQ(c.Do({"00000006"}), Hex("0000000a"));             // HASH_START
-  EXPECT_EQ(c.Do({"0000000a"}), Hex("0000000a"));             // STORE_VOLATILE
+  EXPECT_EQ(c.Do({"00000004"}), Hex("0000000a"));                             // GET_TPMESTABLISHED
+  EXPECT_EQ(c.Do({"00000006"}), Hex("0000000a"));                             // HASH_START
+  EXPECT_EQ(c.Do({"0000000a"}), Hex("0000000a"));                             // STORE_VOLATILE
   EXPECT_EQ(c.Do({"0000000c 00000001 00000001 00000000"}), Hex("0000000a"));  // GET_STATEBLOB
   EXPECT_EQ(c.Do({"00000007 00000002 aabb"}), Hex("0000000a"));  // HASH_DATA, payload consumed
   EXPECT_FALSE(c.s.mid_message());
@@ -138,7 +138,7 @@ TEST(CtrlSession, PermanentBlobRoundTripsInSwtpmMigrationFormat) {
   Bytes got = c.Do({"0000000c 00000001 00000001 00000000"});
   ASSERT_GT(got.size(), 16u + 16u);
   EXPECT_EQ(Bytes(got.begin(), got.begin() + 4), Hex("00000000"));
-  EXPECT_EQ(LoadBe32(got.data() + 4), 0u);                      // not encrypted
+  EXPECT_EQ(LoadBe32(got.data() + 4), 0u);                         // not encrypted
   EXPECT_EQ(LoadBe32(got.data() + 8), LoadBe32(got.data() + 12));  // totlength == length
   EXPECT_EQ(LoadBe32(got.data() + 8), got.size() - 16);
   Bytes blob(got.begin() + 16, got.end());

@@ -15,7 +15,7 @@ TEST(MssimSession, PowerOnStartsTheTpmAndSignalsAreAcknowledged) {
   MssimSession s(&f.service);
   EXPECT_EQ(f.Feed(s, {"00000001"}), Hex("00000000"));  // POWER_ON
   EXPECT_TRUE(f.eng->running());
-  EXPECT_EQ(f.Feed(s, {"0000000b"}), Hex("00000000"));  // NV_ON
+  EXPECT_EQ(f.Feed(s, {"0000000b"}), Hex("00000000"));                    // NV_ON
   EXPECT_EQ(f.Feed(s, {"00000001 0000000b"}), Hex("00000000 00000000"));  // idempotent, batched
 }
 

@@ -158,10 +158,10 @@ TEST_F(DirStoreTest, StoringIdenticalBytesAgainWritesNothing) {
   auto store = OpenStore();
   ASSERT_TRUE(store->Store("permall", a_));
   ASSERT_TRUE(store->Store("permall", b_));
-  struct stat before{};
+  struct stat before {};
   ASSERT_EQ(::stat((dir_ / "tpm2-00.permall").c_str(), &before), 0);
   ASSERT_TRUE(store->Store("permall", b_));
-  struct stat after{};
+  struct stat after {};
   ASSERT_EQ(::stat((dir_ / "tpm2-00.permall").c_str(), &after), 0);
   EXPECT_EQ(before.st_ino, after.st_ino);
   EXPECT_EQ(Inner("tpm2-00.permall.bak"), a_);
