@@ -32,7 +32,9 @@ using Clock = std::chrono::steady_clock;
 // messages; we are more patient with slow hosts, but bounded).
 constexpr auto kPartialMessageTimeout = std::chrono::seconds(5);
 constexpr size_t kMaxConnections = 64;
-constexpr size_t kReadChunk = 64 * 1024;
+// One read's worth: a whole TPM command (at most 4096 + 9 bytes) with room to spare. Allocated
+// without initialisation so untouched pages cost no memory per instance.
+constexpr size_t kReadChunk = 16 * 1024;
 
 enum class ChannelKind { kCtrl, kData, kMssim };
 
@@ -124,7 +126,7 @@ struct Connection {
 class Server::Impl : public ServerHooks {
  public:
   Impl(const DaemonConfig& cfg, TpmService* service, Logger log)
-      : cfg_(cfg), service_(service), log_(std::move(log)), buf_(kReadChunk) {}
+      : cfg_(cfg), service_(service), log_(std::move(log)), buf_(new uint8_t[kReadChunk]) {}
 
   ~Impl() override {
     for (auto& l : listeners_) {
@@ -258,7 +260,7 @@ class Server::Impl : public ServerHooks {
     ssize_t n;
     UniqueFd passed;
     if (c.unix_socket && c.kind == ChannelKind::kCtrl) {
-      iovec iov{buf_.data(), buf_.size()};
+      iovec iov{buf_.get(), kReadChunk};
       alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
       msghdr msg{};
       msg.msg_iov = &iov;
@@ -277,7 +279,7 @@ class Server::Impl : public ServerHooks {
         }
       }
     } else {
-      n = read(c.fd.get(), buf_.data(), buf_.size());
+      n = read(c.fd.get(), buf_.get(), kReadChunk);
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     if (n <= 0) {
@@ -285,7 +287,7 @@ class Server::Impl : public ServerHooks {
       return;
     }
     if (passed) c.session->OnFd(std::move(passed));
-    c.session->OnChunk(std::span<uint8_t>(buf_.data(), static_cast<size_t>(n)), c.out);
+    c.session->OnChunk(std::span<uint8_t>(buf_.get(), static_cast<size_t>(n)), c.out);
     bool mid = c.session->mid_message();
     if (mid && !c.mid) c.mid_since = Clock::now();
     c.mid = mid;
@@ -344,7 +346,7 @@ class Server::Impl : public ServerHooks {
   DaemonConfig cfg_;
   TpmService* service_;
   Logger log_;
-  std::vector<uint8_t> buf_;
+  std::unique_ptr<uint8_t[]> buf_;
   std::vector<Listener> listeners_;
   struct PendingClient {
     UniqueFd fd;
