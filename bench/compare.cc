@@ -682,7 +682,10 @@ int main(int argc, char** argv) {
       MeasureCommands(daemons, t, o, work, report);
     }
     Progress("start-up");
-    MeasureStartup(daemons, o, work, report);
+    // Also with fsync off: swtpm 0.7.1 never fsyncs, and TPM2_Startup rewrites permall.
+    std::vector<Daemon> startup_daemons = daemons;
+    startup_daemons.push_back(Daemon{"vtpm fsync=false", {o.vtpm, "socket"}, ",fsync=false"});
+    MeasureStartup(startup_daemons, o, work, report);
     Progress("memory");
     MeasureMemory(daemons, o, work, report);
   } catch (const Failure& f) {
