@@ -179,6 +179,8 @@ boot() {
         -kernel "$GUEST/vmlinuz" -initrd "$GUEST/initrd.img" -append "$append"
         -serial "file:$serial")
     printf '%q ' "${argv[@]}" >"$LOGS/$tag.qemu.cmdline"
+    # QEMU dies with the runner even if the runner is SIGKILLed (ctest timeout)
+    command -v setpriv >/dev/null && argv=(setpriv --pdeathsig KILL "${argv[@]}")
     say "$tag: booting (phase $phase, $ACCEL, timeout ${BOOT_TIMEOUT}s)"
     t0=$(date +%s.%N)
     "${argv[@]}" </dev/null >"$LOGS/$tag.qemu.out" 2>&1 &
