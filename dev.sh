@@ -12,6 +12,8 @@ BUILD_DEPS=(cmake ninja-build g++ pkg-config libtpms-dev libssl-dev libexpected-
             libbenchmark-dev)
 PEER_DEPS=(swtpm swtpm-tools tpm2-tools libtss2-tcti-swtpm0 libtss2-tcti-mssim0
            qemu-system-x86 python3)
+# e2e guest (tests/e2e): Debian's kernel, busybox + the device TCTI for its initramfs, OVMF
+PEER_DEPS+=(linux-image-amd64 busybox-static cpio libtss2-tcti-device0 ovmf seabios)
 
 setup() {
   local missing=()

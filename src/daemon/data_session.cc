@@ -27,7 +27,9 @@ size_t DataSession::ProcessOne(std::span<uint8_t> avail, Bytes& out) {
   };
   if (avail.size() < 2) return 0;
   uint16_t tag = LoadBe16(avail.data());
-  if (tpm2 && tag != wire::kTpmStNoSessions && tag != wire::kTpmStSessions) {
+  // A TPM 1.2 command tag goes to the TPM like any command (libtpms answers it with a TPM 2
+  // error, as swtpm does): OVMF probes a TIS TPM with TPM_ORD_GetTicks before it tries TPM 2.
+  if (tpm2 && !wire::IsCommandTag(tag)) {
     if (avail.size() < kMssimPrefix) return 0;
     uint32_t cmd = LoadBe32(avail.data());
     if (cmd != static_cast<uint32_t>(wire::MssimCmd::kSendCommand)) {

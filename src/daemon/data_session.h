@@ -3,7 +3,7 @@
 //
 // Unlike swtpm, which takes one read() as one command, commands are reassembled by the size in
 // their header, so a client may split or batch its writes. A TPM 2 command whose first two bytes
-// are not a TPM 2 tag is taken to carry the MS-simulator prefix
+// are not a TPM 2 or TPM 1.2 command tag is taken to carry the MS-simulator prefix
 // {u32 TPM_SEND_COMMAND, u8 locality, u32 size} and is answered {u32 size, response, u32 0}
 // (swtpm's "tpm-send-command-header" feature).
 #pragma once

@@ -93,6 +93,15 @@ TEST(DataSession, GarbageThatIsNotACommandClosesTheConnection) {
   EXPECT_TRUE(d.s.wants_close());
 }
 
+// OVMF's TIS detection sends TPM_ORD_GetTicks (a TPM 1.2 command) first; a TPM 2 must answer
+// it (swtpm 0.7 / libtpms: 8001 0000000a 00000084) and keep the connection for the TPM 2 probe.
+TEST(DataSession, Tpm12CommandInTpm2ModeIsAnsweredAndTheConnectionStays) {
+  Data d;
+  EXPECT_EQ(d.Do({"00c1 0000000a 000000f1"}), Hex("8001 0000000a 00000084"));
+  EXPECT_FALSE(d.s.wants_close());
+  ExpectRandomResponse(d.Do({kGetRandom8}), 8);
+}
+
 TEST(DataSession, AllowSetLocalityVendorCommand) {
   ServiceOptions o;
   o.allow_set_locality = true;
