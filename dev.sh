@@ -10,7 +10,7 @@ BUILD_DEPS=(cmake ninja-build g++ pkg-config libtpms-dev libssl-dev libexpected-
             libspdlog-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev
             libbenchmark-dev)
 PEER_DEPS=(swtpm swtpm-tools tpm2-tools libtss2-tcti-swtpm0 libtss2-tcti-mssim0
-           qemu-system-x86 python3)
+           qemu-system-x86 python3 acpica-tools)
 
 setup() {
   local missing=()
