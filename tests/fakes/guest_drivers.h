@@ -264,7 +264,10 @@ class Edk2Tis {
 // Linux 6.1 tpm_crb (ACPI start method 7, control area at base + 0x40 so locality handling is on).
 class LinuxCrb {
  public:
-  explicit LinuxCrb(MmioBus& bus, uint64_t base_gpa) : bus_(bus), base_(base_gpa) {}
+  // |qword|: 8-byte accesses for RSP_ADDR and memcpy_toio, as on x86-64; false splits them into
+  // dwords (QEMU's CRB registers accept at most 4 bytes).
+  LinuxCrb(MmioBus& bus, uint64_t base_gpa, bool qword = true)
+      : bus_(bus), base_(base_gpa), qword_(qword) {}
 
   Status RequestLocality() {
     bus_.Write32(0x08, 1);
@@ -302,7 +305,8 @@ class LinuxCrb {
     VTPM_RETURN_IF_ERROR(CmdReady());
     const uint64_t cmd_pa = (uint64_t{bus_.Read32(0x60)} << 32) | bus_.Read32(0x5C);
     cmd_size_ = bus_.Read32(0x58);
-    const uint64_t rsp_pa = bus_.Read(0x68, 8);
+    const uint64_t rsp_pa =
+        qword_ ? bus_.Read(0x68, 8) : (bus_.Read32(0x68) | (uint64_t{bus_.Read32(0x6C)} << 32));
     rsp_size_ = bus_.Read32(0x64);
     if (cmd_pa != rsp_pa || cmd_size_ != rsp_size_) {
       return tl::unexpected(
@@ -330,10 +334,11 @@ class LinuxCrb {
     } else {
       // memcpy_toio: 8-byte stores, then the tail.
       size_t i = 0;
-      for (; i + 8 <= cmd.size(); i += 8) {
+      const unsigned w = qword_ ? 8 : 4;
+      for (; i + w <= cmd.size(); i += w) {
         uint64_t v = 0;
-        for (unsigned k = 0; k < 8; ++k) v |= uint64_t{cmd[i + k]} << (8 * k);
-        bus_.Write(0x80 + i, 8, v);
+        for (unsigned k = 0; k < w; ++k) v |= uint64_t{cmd[i + k]} << (8 * k);
+        bus_.Write(0x80 + i, w, v);
       }
       for (; i < cmd.size(); ++i) bus_.Write8(0x80 + i, cmd[i]);
     }
@@ -367,6 +372,7 @@ class LinuxCrb {
  private:
   MmioBus& bus_;
   uint64_t base_;
+  bool qword_;
   uint32_t cmd_size_ = 0, rsp_size_ = 0;
   uint64_t cmd_pa_ = 0;
   bool external_ = false;

@@ -73,6 +73,12 @@ inline Bytes CreatePrimaryEcc() {
       .U32(0)  // creationPCR
       .Done();
 }
+inline Bytes GetCapability(uint32_t capability, uint32_t property, uint32_t count) {
+  return Cmd(kNoSessions, 0x17A).U32(capability).U32(property).U32(count).Done();
+}
+// TPM_CAP_TPM_PROPERTIES from TPM_PT_FIXED: constants of the implementation (same on every
+// fresh TPM of one libtpms build).
+inline Bytes FixedProperties(uint32_t count = 8) { return GetCapability(6, 0x100, count); }
 inline Bytes FlushContext(uint32_t handle) { return Cmd(kNoSessions, 0x165).U32(handle).Done(); }
 inline Bytes NvDefine(uint32_t index, uint16_t size) {
   Bytes pub = Cmd(0, 0).U32(index).U16(0x000B).U32(0x02060006).U16(0).U16(size).Done();

@@ -48,7 +48,7 @@ struct TpmFixture {
     state::DirStoreOptions so;
     so.directory = dir.path();
     so.tpm_version = version == engine::TpmVersion::kTpm20 ? state::TpmVersion::kTpm2
-                                                          : state::TpmVersion::kTpm12;
+                                                           : state::TpmVersion::kTpm12;
     so.fsync = false;
     auto s = state::DirStore::Open(so, log);
     if (!s) std::abort();
