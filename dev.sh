@@ -2,13 +2,14 @@
 # Developer entry point. On a fresh Debian 12 machine (as root, or with sudo):
 #   ./dev.sh demo    install what is needed, build, and run the demo
 #   ./dev.sh test    install what is needed, build, and run every test (ctest)
-# Other verbs: setup (packages only), build, test-sanitize (ASan+UBSan build, unit+integration).
+# Other verbs: setup (packages only), build, test-sanitize (ASan+UBSan build, unit+integration),
+# fuzz (libFuzzer targets of the device models, 30 s each).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 BUILD_DEPS=(cmake ninja-build g++ pkg-config libtpms-dev libssl-dev libexpected-dev libfmt-dev
             libspdlog-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev
-            libbenchmark-dev)
+            libbenchmark-dev clang libclang-rt-14-dev)
 PEER_DEPS=(swtpm swtpm-tools tpm2-tools libtss2-tcti-swtpm0 libtss2-tcti-mssim0
            qemu-system-x86 python3 acpica-tools)
 
@@ -43,5 +44,15 @@ case "${1:-}" in
     setup; build build-asan -DVTPM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
     ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j"$(nproc)" \
       -L 'unit|integration|devices' ;;
-  *) echo "usage: $0 demo|test|setup|build|test-sanitize" >&2; exit 2 ;;
+  fuzz)  # libFuzzer (clang, ASan+UBSan): each device model for FUZZ_SECONDS (default 30) s
+    setup
+    CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DVTPM_FUZZ=ON -DVTPM_SANITIZE=ON \
+      -DCMAKE_BUILD_TYPE=Debug >/dev/null
+    ninja -C build-fuzz -j"$(nproc)" tis_fuzz crb_fuzz
+    for t in tis crb; do
+      mkdir -p "build-fuzz/corpus/$t"
+      "build-fuzz/tests/fuzz/${t}_fuzz" -max_total_time="${FUZZ_SECONDS:-30}" -max_len=4096 \
+        -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "build-fuzz/corpus/$t"
+    done ;;
+  *) echo "usage: $0 demo|test|setup|build|test-sanitize|fuzz" >&2; exit 2 ;;
 esac

@@ -85,8 +85,10 @@ Result<ByteSpan> UnwrapState(std::string_view magic8, uint32_t version, ByteSpan
     return Fail(Errc::kInvalidArgument, "device state is larger than any state this model saves");
   }
   ByteReader r(blob);
+  Bytes want(8, 0);
+  std::copy_n(magic8.begin(), std::min<size_t>(8, magic8.size()), want.begin());
   auto magic = r.Take(8);
-  if (!magic || !std::equal(magic8.begin(), magic8.end(), magic->begin())) {
+  if (!magic || !std::equal(want.begin(), want.end(), magic->begin())) {
     return Fail(Errc::kInvalidArgument,
                 fmt::format("device state is not a {} state (wrong magic)", magic8));
   }

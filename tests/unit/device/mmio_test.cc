@@ -54,6 +54,9 @@ TEST(StateEnvelope, RoundTripAndRejections) {
   EXPECT_EQ(Bytes(out->begin(), out->end()), payload);
   EXPECT_FALSE(UnwrapState("VTPMTEST", 8, blob));  // version
   EXPECT_FALSE(UnwrapState("VTPMOTHR", 7, blob));  // magic
+  Bytes short_magic = WrapState("VTPMTIS", 1, payload);
+  short_magic[7] = 'X';  // the padding byte of a 7-character magic is checked too
+  EXPECT_FALSE(UnwrapState("VTPMTIS", 1, short_magic));
   Bytes flipped = blob;
   flipped[17] ^= 0x40;
   EXPECT_FALSE(UnwrapState("VTPMTEST", 7, flipped));  // checksum
