@@ -3,11 +3,14 @@
 #pragma once
 
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,10 +38,19 @@ class TpmProcess {
       _exit(127);
     }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    struct stat st;
-    while (::stat(ctrl_.c_str(), &st) != 0 && std::chrono::steady_clock::now() < deadline) {
+    // The socket file appears at bind(), before listen(): wait until a connection is accepted.
+    while (!Connectable() && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+  }
+  bool Connectable() const {
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::strncpy(sa.sun_path, ctrl_.c_str(), sizeof(sa.sun_path) - 1);
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0;
+    ::close(fd);
+    return ok;
   }
   ~TpmProcess() {
     if (pid_ > 0) {
