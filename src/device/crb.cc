@@ -345,12 +345,7 @@ void Crb::WriteLocCtrl(uint8_t loc, uint32_t v, uint64_t offset) {
       break;
     case crb::kLocCtrlSeize:
       if (ValidLocality(active_) && loc > active_) {
-        if (Executing()) {
-          discard_ = true;
-          ops_.push_back({internal::BackendOp::kCancel});
-          ++stats_.cancels;
-        }
-        SetActive(loc, true);
+        SetActive(loc, true);  // drops a running command's response (as VirtualBox)
       } else if (!ValidLocality(active_)) {
         SetActive(loc, false);
       } else {
@@ -375,6 +370,13 @@ void Crb::SetActive(uint8_t loc, bool seize) {
   const bool change = loc != active_;
   if (change && ValidLocality(active_) && seize) loc_[active_].been_seized = true;
   active_ = loc;
+  if (ValidLocality(loc) && Executing() && loc != cmd_locality_ && !discard_) {
+    // Another locality takes over while the previous owner's command runs: its response must
+    // not land in the new owner's buffer.
+    discard_ = true;
+    ops_.push_back({internal::BackendOp::kCancel});
+    ++stats_.cancels;
+  }
   if (ValidLocality(loc)) {
     loc_[loc].pending = false;
     loc_[loc].been_seized = false;  // a grant clears it (QEMU)
@@ -389,6 +391,7 @@ void Crb::Start() {
   len = std::clamp<uint32_t>(len, static_cast<uint32_t>(wire::kTpmHeaderSize), buffer_size_);
   internal::BackendOp op{internal::BackendOp::kSubmit};
   op.locality = active_;
+  cmd_locality_ = active_;
   op.seq = inflight_seq_ = next_seq_++;
   op.data.assign(buf.begin(), buf.begin() + len);
   ops_.push_back(std::move(op));

@@ -115,7 +115,8 @@ class Crb final : public BusDevice {
   uint32_t int_status_ = 0;
   uint64_t inflight_seq_ = 0;  // CTRL_START reads 1 while non-zero
   uint64_t next_seq_ = 1;
-  bool discard_ = false;  // the executing command was seized away: drop its response
+  bool discard_ = false;                // the executing command was seized away: drop its response
+  uint8_t cmd_locality_ = kNoLocality;  // locality that started the executing command
   bool irq_level_ = false;
   std::vector<uint8_t> internal_buffer_;
   BadAccessCounter bad_;

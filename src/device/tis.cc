@@ -419,7 +419,17 @@ void Tis::SetActive(uint8_t loc, bool seize) {
   if (ValidLocality(loc)) {
     loc_[loc].request_use = false;
     if (owner_ != loc) {
-      // The command state belongs to a locality; a new owner starts from Idle.
+      // The command state belongs to a locality; a new owner starts from Idle. A command the
+      // old owner left running (relinquished without waiting) is cancelled and its response
+      // will be ignored: it must never appear as the new owner's.
+      if (Executing()) {
+        if (after_abort_ == AfterAbort::kNone) {
+          ops_.push_back({internal::BackendOp::kCancel});
+          ++stats_.cancels;
+        }
+        inflight_seq_ = 0;
+        after_abort_ = AfterAbort::kNone;
+      }
       owner_ = loc;
       state_ = State::kIdle;
       cmd_.clear();

@@ -171,6 +171,27 @@ TEST_F(CrbTest, SeizeDuringExecutionDropsTheResponse) {
   EXPECT_EQ(Get(30), TestCommand(30));  // buffer untouched
 }
 
+TEST_F(CrbTest, ResponseOfARelinquishedCommandNeverReachesTheNextOwner) {
+  Make(5);
+  backend.auto_complete = false;
+  bus->Write32(crb::kLocCtrl, 1);
+  Put(TestCommand(30));
+  bus->Write32(crb::kCtrlStart, 1);
+  bus->Write32(crb::kLocCtrl, 2);           // relinquish while executing
+  bus->Write32(0x2000 + crb::kLocCtrl, 1);  // locality 2 takes over
+  EXPECT_EQ(backend.cancels, 1);
+  backend.CompleteNext();
+  EXPECT_EQ(Get(30), TestCommand(30));  // buffer untouched
+  // The same locality coming back gets its response.
+  bus->Write32(0x2000 + crb::kLocCtrl, 2);
+  bus->Write32(crb::kLocCtrl, 1);
+  bus->Write32(crb::kCtrlStart, 1);
+  bus->Write32(crb::kLocCtrl, 2);
+  bus->Write32(crb::kLocCtrl, 1);
+  backend.CompleteNext();
+  EXPECT_EQ(Get(30), EchoResponse(TestCommand(30)));
+}
+
 TEST_F(CrbTest, InterruptsFollowEnableAndW1c) {
   bus->Write32(crb::kIntEnable, 0x80000001);
   bus->Write32(crb::kLocCtrl, 1);

@@ -297,6 +297,27 @@ TEST_F(TisTest, SeizeDuringExecutionAbortsAndSwitchesOnCompletion) {
   EXPECT_EQ(Sts(4), 0x00);  // the response was discarded
 }
 
+TEST_F(TisTest, ResponseOfARelinquishedCommandNeverReachesTheNextOwner) {
+  backend.auto_complete = false;
+  Acquire(0);
+  Load(0, TestCommand(10));
+  bus->Write8(L(0, tis::kSts), 0x20);
+  bus->Write8(L(0, tis::kAccess), 0x20);  // relinquish while executing, nobody waiting
+  Acquire(1);
+  EXPECT_EQ(backend.cancels, 1);
+  EXPECT_FALSE(tis->Busy());
+  // Locality 1 runs its own command; the orphan completes first and is ignored.
+  Load(1, TestCommand(12, 7));
+  bus->Write8(L(1, tis::kSts), 0x20);
+  backend.CompleteNext();
+  EXPECT_EQ(Sts(1), 0x80);  // still executing its own
+  backend.CompleteNext();
+  EXPECT_EQ(Sts(1), 0x90);
+  Bytes got(12);
+  for (auto& b : got) b = bus->Read8(L(1, tis::kDataFifo));
+  EXPECT_EQ(got, EchoResponse(TestCommand(12, 7)));
+}
+
 TEST_F(TisTest, CommandCancelDuringExecution) {
   backend.auto_complete = false;
   Acquire(0);
