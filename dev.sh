@@ -52,7 +52,8 @@ case "${1:-}" in
     for t in tis crb; do
       mkdir -p "build-fuzz/corpus/$t"
       "build-fuzz/tests/fuzz/${t}_fuzz" -max_total_time="${FUZZ_SECONDS:-30}" -max_len=4096 \
-        -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "build-fuzz/corpus/$t"
+        -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "build-fuzz/corpus/$t" \
+        "tests/fuzz/seeds/$t"
     done ;;
   *) echo "usage: $0 demo|test|setup|build|test-sanitize|fuzz" >&2; exit 2 ;;
 esac

@@ -80,8 +80,8 @@ void BM_TisGetRandom_InProcess(benchmark::State& state) {
   state::DirStoreOptions so;
   so.directory = dir.path();
   so.fsync = false;
-  auto backend = backend::InProcessBackend::Create(std::move(*state::DirStore::Open(so, NullLogger())),
-                                                   {}, NullLogger());
+  auto backend = backend::InProcessBackend::Create(
+      std::move(*state::DirStore::Open(so, NullLogger())), {}, NullLogger());
   if (!backend) {
     state.SkipWithError(backend.error().message.c_str());
     return;
