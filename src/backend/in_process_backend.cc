@@ -1,5 +1,6 @@
 #include "backend/in_process_backend.h"
 
+#include <bit>
 #include <future>
 
 #include "wire/tpm_header.h"
@@ -47,7 +48,10 @@ void InProcessBackend::Post(Op op) {
   const Op::Kind kind = op.kind;
   device::TpmBackend::Completion done = op.kind == Op::kSubmit ? op.done : nullptr;
   if (!queue_.Push(std::move(op))) {
-    log_->warn("TPM backend queue full or closed; dropping a request");
+    const uint64_t n = queue_.CountDrop();
+    if (n <= 10 || std::has_single_bit(n)) {  // a hostile guest must not flood the log
+      log_->warn("TPM backend queue full or closed; dropped a request ({} so far)", n);
+    }
     if (kind == Op::kSubmit && done) done(wire::NotRunningResponse(tpm2_));
   }
 }

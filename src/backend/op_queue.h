@@ -44,6 +44,11 @@ class OpQueue {
     ops_.pop_front();
     return op;
   }
+  // Counts a request that could not be queued; returns the total so far.
+  uint64_t CountDrop() {
+    std::lock_guard lock(mu_);
+    return ++drops_;
+  }
   void Close() {
     std::lock_guard lock(mu_);
     closed_ = true;
@@ -56,6 +61,7 @@ class OpQueue {
   std::deque<Op> ops_;
   size_t capacity_;
   bool closed_ = false;
+  uint64_t drops_ = 0;
 };
 
 // Limits the queue: enough for a burst of hash chunks, far below memory trouble.

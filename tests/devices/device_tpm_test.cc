@@ -65,16 +65,18 @@ class AtomicIrq : public device::IrqLine {
 // A TPM behind one of the backends.
 class TpmUnderTest {
  public:
-  explicit TpmUnderTest(BackendKind kind, bool crb) {
+  explicit TpmUnderTest(BackendKind kind, bool crb, bool tpm2 = true) {
     const uint32_t buffer = crb ? device::crb::kDataBufferSize : 0;
     if (kind == BackendKind::kInProcess) {
       state::DirStoreOptions so;
       so.directory = dir_.path();
       so.fsync = false;
+      so.tpm_version = tpm2 ? state::TpmVersion::kTpm2 : state::TpmVersion::kTpm12;
       auto store = state::DirStore::Open(so, NullLogger());
       if (!store) return;
       backend::InProcessOptions o;
       o.buffer_size = buffer;
+      o.engine.version = tpm2 ? engine::TpmVersion::kTpm20 : engine::TpmVersion::kTpm12;
       auto b = backend::InProcessBackend::Create(std::move(*store), o, NullLogger());
       if (!b) {
         error_ = b.error().message;
@@ -84,7 +86,7 @@ class TpmUnderTest {
       return;
     }
     process_ = std::make_unique<testing::TpmProcess>(
-        kind == BackendKind::kSwtpm ? std::string("swtpm") : std::string(VTPM_BINARY));
+        kind == BackendKind::kSwtpm ? std::string("swtpm") : std::string(VTPM_BINARY), tpm2);
     if (!process_->started()) {
       error_ = "the TPM process did not create its control socket";
       return;
@@ -92,6 +94,7 @@ class TpmUnderTest {
     backend::SwtpmSocketOptions o;
     o.ctrl_path = process_->ctrl_path();
     o.buffer_size = buffer;
+    o.tpm2 = tpm2;
     auto b = backend::SwtpmSocketBackend::Create(o, NullLogger());
     if (!b) {
       error_ = b.error().message;
@@ -352,6 +355,59 @@ TEST_P(TisTpmTest, SaveRestoreMidResponse) {
 }
 
 INSTANTIATE_TEST_SUITE_P(All, TisTpmTest,
+                         ::testing::Values(BackendKind::kInProcess, BackendKind::kSwtpm,
+                                           BackendKind::kVtpmDaemon),
+                         [](const auto& p) { return Name(p.param); });
+
+// --- The TPM 1.2 personality (TIS 1.3) against a TPM 1.2 ------------------------------------
+
+class Tpm12Test : public ::testing::TestWithParam<BackendKind> {};
+
+TEST_P(Tpm12Test, LinuxDriverRunsTpm12Commands) {
+  if (GetParam() == BackendKind::kSwtpm && !HaveSwtpm()) GTEST_SKIP() << "no swtpm";
+  TpmUnderTest tpm(GetParam(), /*crb=*/false, /*tpm2=*/false);
+  ASSERT_NE(tpm.get(), nullptr) << tpm.error();
+  device::TisConfig cfg;
+  cfg.family = device::TpmFamily::kTpm12;
+  auto tis = device::Tis::Create(cfg, device::TisDeps{tpm.get(), nullptr, {}});
+  ASSERT_TRUE(tis);
+  DeviceBus bus(**tis);
+  EXPECT_EQ(bus.Read32(device::tis::kIntfCapability), 0x20000697u);
+  testing::LinuxTis drv(bus);
+  ASSERT_TRUE(drv.Probe());
+  auto run = [&](const Bytes& c) {
+    auto r = drv.Transmit(c);
+    EXPECT_TRUE(r) << r.error().message;
+    return r ? *r : Bytes{};
+  };
+  // TPM 1.2 Part 3: TPM_Startup(ST_CLEAR), TPM_ContinueSelfTest, TPM_GetRandom, TPM_Extend.
+  Bytes r = run(testing::Hex("00c1 0000000c 00000099 0001"));
+  ASSERT_EQ(r, testing::Hex("00c4 0000000a 00000000"));
+  r = run(testing::Hex("00c1 0000000a 00000053"));
+  EXPECT_EQ(cmd::Rc(r), 0u);
+  ASSERT_TRUE(drv.RequestLocality());
+  EXPECT_EQ(bus.Read8(device::tis::kSts) & device::tis::kStsSelfTestDone,
+            device::tis::kStsSelfTestDone);
+  EXPECT_EQ(bus.Read32(device::tis::kSts) >> 26, 0u);  // tpmFamily 1.2
+  drv.Relinquish();
+  r = run(testing::Hex("00c1 0000000e 00000046 00000010"));
+  ASSERT_EQ(cmd::Rc(r), 0u);
+  EXPECT_EQ(r.size(), 14u + 16);
+  Bytes digest(20, 0xAB);
+  Bytes extend = testing::Hex("00c1 00000022 00000014 00000010");
+  extend.insert(extend.end(), digest.begin(), digest.end());
+  r = run(extend);
+  ASSERT_EQ(cmd::Rc(r), 0u);
+  ASSERT_EQ(r.size(), 30u);
+  Bytes expect(20);
+  unsigned len = 0;
+  Bytes in(20, 0);
+  in.insert(in.end(), digest.begin(), digest.end());
+  EVP_Digest(in.data(), in.size(), expect.data(), &len, EVP_sha1(), nullptr);
+  EXPECT_EQ(Bytes(r.begin() + 10, r.end()), expect);  // PCR 16 = SHA1(0^20 || digest)
+}
+
+INSTANTIATE_TEST_SUITE_P(All, Tpm12Test,
                          ::testing::Values(BackendKind::kInProcess, BackendKind::kSwtpm,
                                            BackendKind::kVtpmDaemon),
                          [](const auto& p) { return Name(p.param); });
