@@ -185,13 +185,13 @@ void Tis::ReadPiece(uint8_t loc, const RegDef* reg, uint32_t byte_offset, std::s
     for (uint8_t& b : out) b = ReadFifoByte(loc);
     return;
   }
-  const uint32_t v = ReadReg32(loc, reg->id, byte_offset, static_cast<uint32_t>(out.size()));
+  const uint32_t v = ReadReg32(loc, reg->id);
   for (size_t i = 0; i < out.size(); ++i) {
     out[i] = LaneByte(v, byte_offset + static_cast<uint32_t>(i));
   }
 }
 
-uint32_t Tis::ReadReg32(uint8_t loc, int id, uint32_t /*byte_offset*/, uint32_t /*count*/) {
+uint32_t Tis::ReadReg32(uint8_t loc, int id) {
   const bool tpm2 = config_.family == TpmFamily::kTpm20;
   switch (id) {
     case kRegAccess:

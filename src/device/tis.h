@@ -103,7 +103,7 @@ class Tis final : public BusDevice {
   void ReadPiece(uint8_t loc, const RegDef* reg, uint32_t byte_offset, std::span<uint8_t> out);
   void WritePiece(uint8_t loc, const RegDef* reg, uint32_t byte_offset, std::span<const uint8_t> in,
                   uint64_t offset);
-  uint32_t ReadReg32(uint8_t loc, int id, uint32_t byte_offset, uint32_t count);
+  uint32_t ReadReg32(uint8_t loc, int id);
   uint32_t StsValue() const;
   uint8_t AccessValue(uint8_t loc);
   void WriteAccess(uint8_t loc, uint8_t value, uint64_t offset);
