@@ -3,15 +3,16 @@
 #   ./dev.sh demo    install what is needed, build, and run the demo
 #   ./dev.sh test    install what is needed, build, and run every test (ctest)
 # Other verbs: setup (packages only), build, test-sanitize (ASan+UBSan build, unit+integration),
-#   bench [--quick] (Release build; vtpm vs swtpm side by side, markdown + bench-results.csv).
+#   bench [--quick] (Release build; vtpm vs swtpm side by side, markdown + bench-results.csv),
+#   fuzz (libFuzzer targets of the device models, 30 s each).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 BUILD_DEPS=(cmake ninja-build g++ pkg-config libtpms-dev libssl-dev libexpected-dev libfmt-dev
             libspdlog-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev
-            libbenchmark-dev)
+            libbenchmark-dev clang libclang-rt-14-dev)
 PEER_DEPS=(swtpm swtpm-tools tpm2-tools libtss2-tcti-swtpm0 libtss2-tcti-mssim0
-           qemu-system-x86 python3)
+           qemu-system-x86 python3 acpica-tools)
 # e2e guest (tests/e2e): Debian's kernel, busybox + the device TCTI for its initramfs, OVMF
 PEER_DEPS+=(linux-image-amd64 busybox-static cpio libtss2-tcti-device0 ovmf seabios)
 
@@ -50,6 +51,17 @@ case "${1:-}" in
   test-sanitize)
     setup; build build-asan -DVTPM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
     ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j"$(nproc)" \
-      -L 'unit|integration' ;;
-  *) echo "usage: $0 demo|test|setup|build|test-sanitize|bench" >&2; exit 2 ;;
+      -L 'unit|integration|devices' ;;
+  fuzz)  # libFuzzer (clang, ASan+UBSan): each device model for FUZZ_SECONDS (default 30) s
+    setup
+    CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DVTPM_FUZZ=ON -DVTPM_SANITIZE=ON \
+      -DCMAKE_BUILD_TYPE=Debug >/dev/null
+    ninja -C build-fuzz -j"$(nproc)" tis_fuzz crb_fuzz
+    for t in tis crb; do
+      mkdir -p "build-fuzz/corpus/$t"
+      "build-fuzz/tests/fuzz/${t}_fuzz" -max_total_time="${FUZZ_SECONDS:-30}" -max_len=4096 \
+        -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "build-fuzz/corpus/$t" \
+        "tests/fuzz/seeds/$t"
+    done ;;
+  *) echo "usage: $0 demo|test|setup|build|test-sanitize|bench|fuzz" >&2; exit 2 ;;
 esac

@@ -1,7 +1,10 @@
 # Warnings for all of our targets (not for third-party headers, which come in as SYSTEM).
 add_compile_options(-Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion
-                    -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Wunused
-                    -Woverloaded-virtual -Wformat=2 -Wimplicit-fallthrough)
+                    -Wcast-align -Wunused -Wformat=2 -Wimplicit-fallthrough
+                    # C++ only (the C ABI test is compiled as C):
+                    $<$<COMPILE_LANGUAGE:CXX>:-Wnon-virtual-dtor>
+                    $<$<COMPILE_LANGUAGE:CXX>:-Wold-style-cast>
+                    $<$<COMPILE_LANGUAGE:CXX>:-Woverloaded-virtual>)
 if(VTPM_WERROR)
   add_compile_options(-Werror)
 endif()

@@ -1,0 +1,116 @@
+// Device-model costs: one MMIO access through the TIS model, and a whole TPM2_GetRandom
+// transaction through the registers (Linux's access pattern: byte-wide FIFO, busy polling of
+// STS) against each backend: the in-process engine, vtpm's daemon and Debian's swtpm (socket
+// backend). Run: build/bench/device/device_bench
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+
+#include "backend/in_process_backend.h"
+#include "backend/swtpm_socket_backend.h"
+#include "device/tis.h"
+#include "fakes/fake_backend.h"
+#include "fakes/tpm_commands.h"
+#include "fakes/tpm_fixture.h"
+#include "fakes/tpm_process.h"
+#include "state/dir_store.h"
+
+namespace vtpm {
+namespace {
+
+namespace cmd = testing::cmd;
+
+void BM_TisStsDwordRead(benchmark::State& state) {
+  testing::FakeBackend backend;
+  auto tis = std::move(*device::Tis::Create({}, {&backend, nullptr, {}}));
+  uint8_t b[4] = {2, 0, 0, 0};
+  tis->Write({0, 0, 0}, std::span<const uint8_t>(b, 1));
+  for (auto _ : state) {
+    tis->Read({0x18, 0, 0}, std::span<uint8_t>(b, 4));
+    benchmark::DoNotOptimize(b);
+  }
+}
+BENCHMARK(BM_TisStsDwordRead);
+
+// One GetRandom(32) through the TIS registers, busy-polling STS for completion. Counters:
+// MMIO accesses per command (what a KVM guest pays in exits) and polls while executing.
+void RunGetRandom(benchmark::State& state, device::TpmBackend* backend) {
+  auto tis = std::move(*device::Tis::Create({}, {backend, nullptr, {}}));
+  auto rd = [&](uint64_t off) {
+    uint8_t v = 0;
+    tis->Read({off, 0, 0}, std::span<uint8_t>(&v, 1));
+    return v;
+  };
+  auto wr = [&](uint64_t off, uint8_t v) {
+    tis->Write({off, 0, 0}, std::span<const uint8_t>(&v, 1));
+  };
+  auto transact = [&](const Bytes& cmd, uint64_t* accesses, uint64_t* polls) {
+    wr(0x18, 0x40);
+    for (uint8_t x : cmd) wr(0x24, x);
+    wr(0x18, 0x20);
+    *accesses += cmd.size() + 2;
+    while ((rd(0x18) & 0x10) == 0) ++*polls;
+    Bytes rsp;
+    while (rd(0x18) & 0x10) {
+      rsp.push_back(rd(0x24));
+      *accesses += 2;
+    }
+    return rsp;
+  };
+  wr(0, 2);
+  uint64_t a = 0, p = 0;
+  if (cmd::Rc(transact(cmd::Startup(), &a, &p)) != 0) {
+    state.SkipWithError("TPM2_Startup failed");
+    return;
+  }
+  const Bytes get_random = cmd::GetRandom(32);
+  uint64_t accesses = 0, polls = 0;
+  for (auto _ : state) {
+    Bytes r = transact(get_random, &accesses, &polls);
+    if (r.size() != 44) state.SkipWithError("bad GetRandom response");
+  }
+  state.counters["mmio_per_cmd"] =
+      benchmark::Counter(static_cast<double>(accesses) / static_cast<double>(state.iterations()));
+  state.counters["polls_per_cmd"] =
+      benchmark::Counter(static_cast<double>(polls) / static_cast<double>(state.iterations()));
+}
+
+void BM_TisGetRandom_InProcess(benchmark::State& state) {
+  testing::TempDir dir;
+  state::DirStoreOptions so;
+  so.directory = dir.path();
+  so.fsync = false;
+  auto backend = backend::InProcessBackend::Create(
+      std::move(*state::DirStore::Open(so, NullLogger())), {}, NullLogger());
+  if (!backend) {
+    state.SkipWithError(backend.error().message.c_str());
+    return;
+  }
+  RunGetRandom(state, backend->get());
+}
+BENCHMARK(BM_TisGetRandom_InProcess)->UseRealTime();
+
+void SocketBench(benchmark::State& state, const std::string& binary) {
+  testing::TpmProcess proc(binary);
+  if (!proc.started()) {
+    state.SkipWithError(("cannot start " + binary).c_str());
+    return;
+  }
+  backend::SwtpmSocketOptions o;
+  o.ctrl_path = proc.ctrl_path();
+  auto backend = backend::SwtpmSocketBackend::Create(o, NullLogger());
+  if (!backend) {
+    state.SkipWithError(backend.error().message.c_str());
+    return;
+  }
+  RunGetRandom(state, backend->get());
+}
+void BM_TisGetRandom_VtpmSocket(benchmark::State& state) { SocketBench(state, VTPM_BINARY); }
+void BM_TisGetRandom_SwtpmSocket(benchmark::State& state) { SocketBench(state, "swtpm"); }
+BENCHMARK(BM_TisGetRandom_VtpmSocket)->UseRealTime();
+BENCHMARK(BM_TisGetRandom_SwtpmSocket)->UseRealTime();
+
+}  // namespace
+}  // namespace vtpm
+
+BENCHMARK_MAIN();
