@@ -42,6 +42,6 @@ case "${1:-}" in
   test-sanitize)
     setup; build build-asan -DVTPM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
     ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j"$(nproc)" \
-      -L 'unit|integration' ;;
+      -L 'unit|integration|provision' ;;
   *) echo "usage: $0 demo|test|setup|build|test-sanitize" >&2; exit 2 ;;
 esac
