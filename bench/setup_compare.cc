@@ -1,13 +1,15 @@
 // vtpm setup vs swtpm_setup, paired: each round runs both tools with the same arguments on
 // fresh state directories, alternating which goes first, and reports medians and the ratio.
 //
-//   build/bench/setup_compare [--rounds N] [--scenario full|ek|state] [--vtpm PATH]
-//                             [--swtpm-setup PATH]
+//   build/bench/setup_compare [--rounds N] [--scenario full|ek|state] [--vtpm-own-ca]
+//                             [--vtpm PATH] [--swtpm-setup PATH]
 //
 // Both tools get the identical argument list, including --config pointing at an
 // swtpm_setup.conf whose swtpm-localca.conf names a CA made once before timing starts; vtpm
 // setup honours that configuration and signs with the same CA (RSA-3072) that swtpm_localca
-// uses. One untimed warm-up run of each tool precedes the measured rounds.
+// uses. With --vtpm-own-ca, vtpm setup also gets --ca-dir and signs with its default local CA
+// (ECDSA P-384) instead: each tool with its own CA. One untimed warm-up run of each tool
+// precedes the measured rounds.
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -35,6 +37,7 @@ struct Args {
   std::string scenario = "full";
   std::string vtpm;
   std::string swtpm_setup = "swtpm_setup";
+  bool vtpm_own_ca = false;
 };
 
 [[noreturn]] void Die(const std::string& msg) {
@@ -103,9 +106,11 @@ int main(int argc, char** argv) {
       a.vtpm = next();
     } else if (k == "--swtpm-setup") {
       a.swtpm_setup = next();
+    } else if (k == "--vtpm-own-ca") {
+      a.vtpm_own_ca = true;
     } else {
-      Die("usage: setup_compare [--rounds N] [--scenario full|ek|state] [--vtpm PATH] "
-          "[--swtpm-setup PATH]");
+      Die("usage: setup_compare [--rounds N] [--scenario full|ek|state] [--vtpm-own-ca] "
+          "[--vtpm PATH] [--swtpm-setup PATH]");
     }
   }
   char tmpl[] = "/tmp/vtpm-bench.XXXXXX";
@@ -151,6 +156,10 @@ int main(int argc, char** argv) {
                                        (work / "swtpm_setup.conf").string()};
     cmd.insert(cmd.end(), common.begin(), common.end());
     cmd.insert(cmd.end(), scenario_args.begin(), scenario_args.end());
+    if (vtpm && a.vtpm_own_ca) {
+      cmd.push_back("--ca-dir");
+      cmd.push_back((work / "vtpm-ca").string());
+    }
     return cmd;
   };
   // Warm-up: swtpm_localca creates the RSA-3072 CA here; both tools' caches get warm.
@@ -176,7 +185,8 @@ int main(int argc, char** argv) {
   std::printf("scenario: %s (--tpm2 --not-overwrite --config <shared swtpm_setup.conf>",
               a.scenario.c_str());
   for (const auto& s : scenario_args) std::printf(" %s", s.c_str());
-  std::printf("), %d paired rounds\n", a.rounds);
+  std::printf("), %d paired rounds%s\n", a.rounds,
+              a.vtpm_own_ca ? "; vtpm setup with its own CA (--ca-dir)" : "; one shared CA");
   std::printf("%-12s %9s %9s %9s\n", "", "p10 ms", "median ms", "p90 ms");
   std::printf("%-12s %9.1f %9.1f %9.1f\n", "vtpm setup", Quantile(tv, 0.1) * 1e3,
               Quantile(tv, 0.5) * 1e3, Quantile(tv, 0.9) * 1e3);

@@ -243,7 +243,15 @@ Result<Ca> Ca::OpenLocal(const std::string& dir, CaKeyType type, const Clock& cl
     ca.description_ = std::move(description);
     return ca;
   }
-  if (!present.empty()) {
+  // Files are written in the order of |files|, the issuer certificate last, and nothing can be
+  // issued without it: a prefix without the issuer certificate is an interrupted creation
+  // (safe to redo), anything else was changed by hand (refuse).
+  bool interrupted = !present.empty() && missing.back() == kIssuerCertFile;
+  for (size_t i = 0; i < present.size() && interrupted; ++i) interrupted = present[i] == files[i];
+  if (interrupted) {
+    log->warn("the local CA in {} was not completely created (has only {}); creating it anew", dir,
+              fmt::join(present, ", "));
+  } else if (!present.empty()) {
     return Fail(Errc::kCorrupt,
                 fmt::format("the local CA in {} is incomplete (has {}, lacks {}); restore the "
                             "missing files, or move the directory away to start a new CA",

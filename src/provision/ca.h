@@ -50,7 +50,8 @@ class Ca {
   static Result<Ca> Load(const std::string& key_file, const std::string& cert_file,
                          const std::string& chain_file, const std::string& password);
   // vtpm's local CA in |dir|: loaded if complete; created (root + intermediate of |type|) if
-  // the directory holds none of its files; an error if only some exist.
+  // the directory holds none of its files, or only those an interrupted creation leaves (the
+  // issuer certificate, written last, missing); an error if other files are missing.
   static Result<Ca> OpenLocal(const std::string& dir, CaKeyType type, const Clock& clock,
                               const RandomFn& random, Logger log);
 

@@ -87,6 +87,21 @@ TEST(LocalCa, IncompleteCaIsAnErrorNamingTheFiles) {
   EXPECT_NE(ca.error().message.find("issuer-key.pem"), std::string::npos);
 }
 
+// Creation interrupted before the issuer certificate (written last): no certificate can have
+// been issued, so the CA is made anew.
+TEST(LocalCa, InterruptedCreationIsRedone) {
+  TempDir tmp;
+  std::string dir = tmp.path() + "/ca";
+  ASSERT_TRUE(
+      Ca::OpenLocal(dir, CaKeyType::kEcdsaP256, SystemClock(), SystemRandom(), NullLogger()));
+  std::filesystem::remove(dir + "/issuer-cert.pem");
+  std::filesystem::remove(dir + "/issuer-key.pem");
+  auto ca = Ca::OpenLocal(dir, CaKeyType::kEcdsaP256, SystemClock(), SystemRandom(), NullLogger());
+  ASSERT_TRUE(ca.has_value()) << ca.error().message;
+  ExpectChainVerifies(*ca);
+  EXPECT_TRUE(std::filesystem::exists(dir + "/issuer-cert.pem"));
+}
+
 TEST(LocalCa, RsaCaWorks) {
   TempDir tmp;
   auto ca = Ca::OpenLocal(tmp.path() + "/ca", CaKeyType::kRsa2048, SystemClock(), SystemRandom(),

@@ -246,6 +246,42 @@ TEST_F(SetupTest, ReconfigureChangesOnlyPcrBanks) {
   }
 }
 
+// swtpm_setup --allow-signing --decryption --create-spk --ecc: a non-standard signing EK whose
+// template is stored at the TCG template index, and an ECC storage primary key.
+TEST_F(SetupTest, AllowSigningStoresTheTemplateAndSpkIsPersisted) {
+  SetupRequest req = FullTpm2();
+  req.tpm2_plan.eks = {EkAlg::kEccP384};
+  req.tpm2_plan.ek_certs = false;
+  req.tpm2_plan.platform_cert = false;
+  req.tpm2_plan.ek_usage = EkUsage::kSignAndDecrypt;
+  req.tpm2_plan.create_spk = true;
+  req.tpm2_plan.spk_ecc = true;
+  auto res = RunSetup(req, env_);
+  ASSERT_TRUE(res.has_value()) << res.error().message;
+  EXPECT_EQ(res->tpm2.eks[0].pub.object_attributes, 0x000600f2u);
+
+  MemStore mem;
+  state::DirStoreOptions so;
+  so.directory = state_dir_;
+  auto store = state::DirStore::Open(so, NullLogger());
+  auto blob = (*store)->Load("permall");
+  ASSERT_TRUE(blob.has_value() && blob->has_value());
+  mem.Put("permall", **blob);
+  auto eng = engine::Engine::Create(engine::EngineOptions{}, &mem, NullLogger());
+  ASSERT_TRUE((*eng)->Start(false).has_value());
+  EngineTransport tpm(eng->get());
+  ASSERT_TRUE(tpmcmd::Execute(tpm, tpmcmd::Startup{tpmcmd::kSuClear}).has_value());
+  auto templ = ReadNvIndex(tpm, GetEkProfile(EkAlg::kEccP384).template_index);
+  ASSERT_TRUE(templ.has_value()) << templ.error().message;
+  EXPECT_EQ(templ->attributes, 0x62072801u);
+  EXPECT_EQ(templ->der,
+            tpmcmd::MarshalPublic(EkTemplate(EkAlg::kEccP384, EkUsage::kSignAndDecrypt)));
+  auto spk = tpmcmd::Execute(tpm, tpmcmd::ReadPublic{kSpkHandle});
+  ASSERT_TRUE(spk.has_value()) << spk.error().message;
+  EXPECT_EQ(spk->out_public.type, tpmcmd::kAlgEcc);
+  EXPECT_EQ(spk->out_public.object_attributes, 0x00030472u);
+}
+
 TEST_F(SetupTest, RequestValidation) {
   SetupRequest r = FullTpm2();
   r.reconfigure = true;
