@@ -1,6 +1,7 @@
 #include "provision/ek_export.h"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 
@@ -95,6 +96,13 @@ Result<Endorsement> ReadEndorsement(tpmcmd::Transport& tpm) {
 }
 
 Result<Endorsement> ReadEndorsementFromState(const std::string& state_dir, Logger log) {
+  struct stat st;
+  if (stat(state_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Fail(Errc::kNotFound,
+                fmt::format("{} is not a TPM state directory (it does not exist or is not a "
+                            "directory)",
+                            state_dir));
+  }
   state::DirStoreOptions so;
   so.directory = state_dir;
   so.tpm_version = state::TpmVersion::kTpm2;
