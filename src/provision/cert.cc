@@ -13,7 +13,7 @@ namespace vtpm::provision {
 
 namespace {
 
-// TCG OIDs (TCG EK Credential Profile §3.2, TCG Platform Certificate Profile §3.1).
+// TCG OIDs (TCG EK Credential Profile, TCG Platform Certificate Profile).
 constexpr const char* kOidTpmManufacturer = "2.23.133.2.1";
 constexpr const char* kOidTpmModel = "2.23.133.2.2";
 constexpr const char* kOidTpmVersion = "2.23.133.2.3";
@@ -46,7 +46,7 @@ using ParamsPtr = std::unique_ptr<OSSL_PARAM, OpenSslDeleter<OSSL_PARAM_free>>;
 
 Error Ssl(std::string_view what) { return OpenSslError(Errc::kInvalidArgument, what); }
 
-// ASN.1 PrintableString's character set (X.680 §41.4).
+// ASN.1 PrintableString's character set (X.680).
 bool IsPrintableString(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
@@ -144,7 +144,7 @@ Status AddAuthorityKeyId(X509* cert, X509* issuer) {
 }
 
 // SubjectDirectoryAttributes (RFC 5280 §4.2.1.8) holding TCG's tpmSpecification attribute
-// (EK Credential Profile §3.2.9):
+// (TCG EK Credential Profile):
 //   SEQUENCE { SEQUENCE { OID 2.23.133.2.16,
 //                         SET { SEQUENCE { UTF8String family, INTEGER level, INTEGER rev } } } }
 // OpenSSL 3.0 has no typed API for this extension, so it is built with OpenSSL's ASN.1

@@ -1,5 +1,5 @@
 // EK and platform certificates in the profile swtpm_setup 0.7.1 (swtpm_localca/swtpm_cert)
-// produces, which follows the TCG EK Credential Profile for TPM Family 2.0 (§3.2):
+// produces, which follows the TCG EK Credential Profile for TPM Family 2.0:
 //
 // EK certificate (extensions in swtpm's order):
 //   ExtendedKeyUsage            2.23.133.8.1 (tcg-kp-EKCertificate)

@@ -8,7 +8,7 @@ namespace {
 
 using namespace tpmcmd;  // NOLINT: the constants below read like the specification tables
 
-// EK Credential Profile §2.1.5.1: PolicyA = TPM2_PolicySecret(TPM_RH_ENDORSEMENT), SHA-256.
+// EK Credential Profile: PolicyA = TPM2_PolicySecret(TPM_RH_ENDORSEMENT), SHA-256.
 const Bytes& PolicyASha256() {
   static const Bytes kPolicy = {0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xb3, 0xf8, 0x1a, 0x90, 0xcc,
                                 0x8d, 0x46, 0xa5, 0xd7, 0x24, 0xfd, 0x52, 0xd7, 0x6e, 0x06, 0x52,
@@ -16,7 +16,7 @@ const Bytes& PolicyASha256() {
   return kPolicy;
 }
 
-// §2.1.5.3: PolicyB (PolicyOR of PolicyA and the NV-read policy), SHA-384.
+// EK Credential Profile: PolicyB, the high-range templates' policy, SHA-384.
 const Bytes& PolicyBSha384() {
   static const Bytes kPolicy = {0xb2, 0x6e, 0x7d, 0x28, 0xd1, 0x1a, 0x50, 0xbc, 0x53, 0xd8,
                                 0x82, 0xbc, 0xf5, 0xfd, 0x3a, 0x1a, 0x07, 0x41, 0x48, 0xbb,

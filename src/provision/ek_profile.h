@@ -1,6 +1,6 @@
 // Endorsement keys as constant data: the TCG EK Credential Profile for TPM Family 2.0
-// (version 2.5, §2.1.5 templates L-1, L-2, H-3, H-6; §2.2.1.4 NV indices) and the persistent
-// handles of the TCG TPM v2.0 Provisioning Guidance (§7.8), matching what swtpm_setup creates:
+// (version 2.5: templates L-1, L-2, H-3, H-6 and their NV indices) and the persistent
+// handles of the TCG TPM v2.0 Provisioning Guidance, matching what swtpm_setup creates:
 //
 //   EK           template  persistent  cert NV     template NV  nameAlg  policy          sym
 //   rsa2048      L-1       0x81010001  0x01c00002  0x01c00004   SHA-256  PolicyA AES-128-CFB

@@ -32,7 +32,8 @@ tpm12::Digest SecretDigest(const std::string& password, bool well_known) {
   return Sha1(ByteSpan(reinterpret_cast<const uint8_t*>(password.data()), password.size()));
 }
 
-// RSAES-OAEP with SHA-1, MGF1-SHA-1 and the label "TCPA" (TPM 1.2 Part 1 §31.1.1).
+// RSAES-OAEP with SHA-1, MGF1-SHA-1 and the label "TCPA" (TPM 1.2 Part 1, "Encryption" of
+// authorization data).
 Result<Bytes> OaepEncryptForTpm12(EVP_PKEY* ek, ByteSpan plain) {
   EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new(ek, nullptr));
   auto* label = static_cast<unsigned char*>(OPENSSL_malloc(4));
@@ -75,7 +76,7 @@ Status TakeOwnership(tpmcmd::Transport& tpm, const Tpm12Plan& plan, EVP_PKEY* ek
   VTPM_ASSIGN_OR_RETURN(tpm12::OiapSession session, tpm12::ParseOiap(oiap));
   cmd.auth_handle = session.auth_handle;
   VTPM_RETURN_IF_ERROR(random(cmd.nonce_odd));
-  // Part 1 §13.8.1 (OIAP): HMAC(ownerAuth, inParamDigest || nonceEven || nonceOdd || continue)
+  // OIAP (TPM 1.2 Part 1): HMAC(ownerAuth, inParamDigest || nonceEven || nonceOdd || continue)
   tpm12::Digest param_digest = Sha1(cmd.ParamDigestInput());
   ByteWriter mac_input;
   mac_input.Append(param_digest);

@@ -27,11 +27,11 @@ inline constexpr uint32_t kOrdNvDefineSpace = 0x000000cc;
 inline constexpr uint32_t kOrdNvWriteValue = 0x000000cd;
 inline constexpr uint32_t kOrdTscPhysicalPresence = 0x4000000a;
 
-// TPM_PHYSICAL_PRESENCE values (Part 2 §4.8)
+// TPM_PHYSICAL_PRESENCE values
 inline constexpr uint16_t kPhysicalPresencePresent = 0x0008;
 inline constexpr uint16_t kPhysicalPresenceCmdEnable = 0x0020;
 
-// TPM_NV_INDEX values and TPM_NV_PER_* bits (Part 2 §19)
+// TPM_NV_INDEX values and TPM_NV_PER_* bits
 inline constexpr uint32_t kNvIndexDBit = 0x10000000;
 inline constexpr uint32_t kNvIndexEkCert = 0x0000f000;
 inline constexpr uint32_t kNvIndexPlatformCert = 0x0000f002;
@@ -50,12 +50,12 @@ Result<ByteSpan> CheckResponse(ByteSpan response, std::string_view name);
 
 // TSC_PhysicalPresence (TPM Interface Specification)
 Bytes TscPhysicalPresence(uint16_t physical_presence);
-// TPM_PhysicalEnable (Part 3 §6.5)
+// TPM_PhysicalEnable
 Bytes PhysicalEnable();
-// TPM_PhysicalSetDeactivated (Part 3 §6.7)
+// TPM_PhysicalSetDeactivated
 Bytes PhysicalSetDeactivated(bool deactivated);
 
-// TPM_CreateEndorsementKeyPair (Part 3 §14.1) for a 2048-bit RSA EK, OAEP/SHA-1, no signing.
+// TPM_CreateEndorsementKeyPair for a 2048-bit RSA EK, OAEP/SHA-1, no signing.
 Bytes CreateEndorsementKeyPair(const Digest& anti_replay);
 struct EndorsementKey {
   Bytes modulus;  // 256 bytes, public exponent 65537
@@ -63,7 +63,7 @@ struct EndorsementKey {
 };
 Result<EndorsementKey> ParseCreateEndorsementKeyPair(ByteSpan response);
 
-// TPM_OIAP (Part 3 §18.1)
+// TPM_OIAP
 Bytes Oiap();
 struct OiapSession {
   uint32_t auth_handle = 0;
@@ -71,7 +71,7 @@ struct OiapSession {
 };
 Result<OiapSession> ParseOiap(ByteSpan response);
 
-// TPM_TakeOwnership (Part 3 §6.1) with TPM_PID_OWNER and a 2048-bit storage SRK that always
+// TPM_TakeOwnership with TPM_PID_OWNER and a 2048-bit storage SRK that always
 // needs authorization. Build it in two steps: the bytes the caller hashes for the parameter
 // digest (ordinal .. srkParams), then the complete command with the caller's HMAC.
 struct TakeOwnership {
@@ -79,18 +79,18 @@ struct TakeOwnership {
   Bytes enc_srk_auth;    // SRK auth, likewise
   uint32_t auth_handle = 0;
   Digest nonce_odd{};
-  // SHA-1 of this is inParamDigest (the 1S..7S parameters of §6.1).
+  // SHA-1 of this is inParamDigest (the ordinal and the parameters 1S..7S).
   Bytes ParamDigestInput() const;
   Bytes Marshal(const Digest& owner_auth_hmac) const;
 };
 
-// TPM_NV_DefineSpace (Part 3 §20.1) without owner authorization (allowed before the NV lock),
+// TPM_NV_DefineSpace without owner authorization (allowed before the NV lock),
 // no PCR restrictions, all localities, as swtpm_setup defines its certificate indices.
 Bytes NvDefineSpace(uint32_t nv_index, uint32_t permissions, uint32_t data_size);
-// TPM_NV_WriteValue (Part 3 §20.2) without authorization.
+// TPM_NV_WriteValue without authorization.
 Bytes NvWriteValue(uint32_t nv_index, uint32_t offset, ByteSpan data);
 
-// TCG PC Client spec §7.4.5: certificates in TPM 1.2 NV carry a 7-byte header:
+// TCG PC Client (TPM 1.2) spec: certificates in NV carry a 7-byte header:
 // TCG_PCCLIENT_STORED_CERT (tag 0x1001, certType 0 = full, size) + TCG_FULL_CERT tag 0x1002.
 Bytes StoredCertHeader(size_t der_size);
 
