@@ -279,6 +279,34 @@ if ! daemon_is_swtpm; then
         "$(nv_attr 0x1c0000a)"
     stop_daemon
     unset TPM2TOOLS_TCTI
+    # A host configured for swtpm: vtpm setup reads swtpm_setup.conf, signs with swtpm_localca's
+    # CA (here the fixture copy of one made by Debian's swtpm_localca) and takes the platform
+    # strings from swtpm-localca.options.
+    SWCA=$(cd "$(dirname "$0")/../unit/provision/testdata/swtpm-0.7.1" && pwd)
+    printf 'signingkey = %s/signkey.pem\nissuercert = %s/issuercert.pem\ncertserial = %s/certserial\n' \
+        "$SWCA" "$SWCA" "$TEST_TMP" >"$TEST_TMP/sw-localca.conf"
+    printf -- '--platform-manufacturer Fedora\n--platform-version 2.1\n--platform-model QEMU\n' \
+        >"$TEST_TMP/sw-localca.options"
+    printf 'create_certs_tool_config = %s\ncreate_certs_tool_options = %s\nactive_pcr_banks = sha256,sha384\n' \
+        "$TEST_TMP/sw-localca.conf" "$TEST_TMP/sw-localca.options" >"$TEST_TMP/sw-setup.conf"
+    S7=$TEST_TMP/s7
+    mkdir -p "$S7" "$TEST_TMP/ek7"
+    check "--config swtpm_setup.conf (swtpm_localca's CA)" \
+        t "$VTPM_DAEMON" setup --tpm2 --tpm-state "$S7" --config "$TEST_TMP/sw-setup.conf" \
+        --create-ek-cert --create-platform-cert --write-ek-cert-files "$TEST_TMP/ek7" --display
+    openssl x509 -inform der -in "$TEST_TMP/ek7/ek-rsa2048.crt" -out "$TEST_TMP/ek7.pem" 2>/dev/null
+    check "... the EK certificate chains to swtpm's root CA" openssl verify \
+        -CAfile "$SWCA/swtpm-localca-rootca-cert.pem" -untrusted "$SWCA/issuercert.pem" "$TEST_TMP/ek7.pem"
+    start_daemon -n d7 -s "$S7"
+    export TPM2TOOLS_TCTI=$D_TCTI
+    t tpm2_nvread 0x1c08000 -o "$TEST_TMP/plat7.der" >/dev/null 2>&1
+    check_match "... the platform certificate carries the .options strings" \
+        "DirName:/2.23.133.5.1.1=Fedora/2.23.133.5.1.4=QEMU/2.23.133.5.1.5=2.1" \
+        "$(openssl x509 -inform der -in "$TEST_TMP/plat7.der" -noout -ext subjectAltName 2>&1)"
+    check_match "... active_pcr_banks from the config" "sha384: \[ 0, 1" "$(t tpm2_getcap pcrs 2>&1)"
+    stop_daemon
+    unset TPM2TOOLS_TCTI
+
     # --rsa-keysize 3072: the H-6 EK at 0x8101001c (SHA-384 name, userWithAuth), as swtpm_setup.
     S6=$TEST_TMP/s6
     mkdir -p "$S6"
