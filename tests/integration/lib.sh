@@ -172,12 +172,14 @@ check_eq() {
 }
 
 # check_match NAME ERE STRING  (grep -E against a possibly multi-line string)
+# (here-strings, not a pipe: under pipefail, grep -q exiting early makes printf die of SIGPIPE
+# and a match would count as a failure)
 check_match() {
-    if printf '%s\n' "$3" | grep -Eq -- "$2"; then pass "$1"; else fail "$1" "no match for /$2/ in:" "$3"; fi
+    if grep -Eq -- "$2" <<<"$3"; then pass "$1"; else fail "$1" "no match for /$2/ in:" "$3"; fi
 }
 
 check_nomatch() {
-    if printf '%s\n' "$3" | grep -Eq -- "$2"; then fail "$1" "unexpected match for /$2/ in:" "$3"; else pass "$1"; fi
+    if grep -Eq -- "$2" <<<"$3"; then fail "$1" "unexpected match for /$2/ in:" "$3"; else pass "$1"; fi
 }
 
 finish() {

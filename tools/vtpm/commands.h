@@ -10,5 +10,8 @@ using Runner = std::function<int()>;
 
 // `vtpm socket`: the swtpm-compatible daemon.
 Runner AddSocketCommand(CLI::App& app);
+// `vtpm setup`: swtpm_setup-compatible provisioning; `vtpm ek`: print EKs and certificates.
+Runner AddSetupCommand(CLI::App& app);
+Runner AddEkCommand(CLI::App& app);
 
 }  // namespace vtpm::tools
