@@ -47,7 +47,9 @@ case "${1:-}" in
     setup; build build-release -DCMAKE_BUILD_TYPE=Release
     build-release/bench/session_bench --benchmark_min_time=0.2
     build-release/bench/vtpm_compare --vtpm build-release/tools/vtpm/vtpm --csv bench-results.csv \
-      "${@:2}" ;;
+      "${@:2}"
+    # Provisioning: vtpm setup vs swtpm_setup, same arguments, fresh state each round, paired.
+    build-release/bench/setup_compare --vtpm build-release/tools/vtpm/vtpm --rounds 30 ;;
   test-sanitize)
     setup; build build-asan -DVTPM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
     ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j"$(nproc)" \
