@@ -66,11 +66,7 @@ Result<std::unique_ptr<Crb>> Crb::Create(const CrbConfig& config, CrbDeps deps) 
     }
     size = static_cast<uint32_t>(std::min<size_t>(config.external_buffer->host.size(), 4096));
   }
-  size = std::min(size, deps.backend->BufferSize());
-  if (size < 1024) {
-    return Fail(Errc::kInvalidArgument,
-                fmt::format("TPM buffer size {} is too small (need at least 1024 bytes)", size));
-  }
+  VTPM_ASSIGN_OR_RETURN(size, NegotiateBufferSize(size, deps.backend->BufferSize()));
   if (!deps.log) deps.log = NullLogger();
   return std::unique_ptr<Crb>(new Crb(config, std::move(deps), size));
 }

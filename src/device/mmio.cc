@@ -109,4 +109,13 @@ Result<ByteSpan> UnwrapState(std::string_view magic8, uint32_t version, ByteSpan
   return *payload;
 }
 
+Result<uint32_t> NegotiateBufferSize(uint32_t model_limit, uint32_t backend_size) {
+  uint32_t size = std::min(model_limit, backend_size);
+  if (size < 1024) {
+    return Fail(Errc::kInvalidArgument,
+                fmt::format("TPM buffer size {} is too small (need at least 1024 bytes)", size));
+  }
+  return size;
+}
+
 }  // namespace vtpm::device

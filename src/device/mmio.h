@@ -71,4 +71,8 @@ Bytes WrapState(std::string_view magic8, uint32_t version, ByteSpan payload);
 // Returns the payload after checking magic, version (must equal |version|), size cap and CRC.
 Result<ByteSpan> UnwrapState(std::string_view magic8, uint32_t version, ByteSpan blob);
 
+// The command/response buffer a model offers: the smallest of |model_limit| and the backend's
+// buffer size, refused below 1 KiB (no TPM 2.0 command set fits in less).
+Result<uint32_t> NegotiateBufferSize(uint32_t model_limit, uint32_t backend_size);
+
 }  // namespace vtpm::device

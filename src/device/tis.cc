@@ -60,12 +60,9 @@ Result<std::unique_ptr<Tis>> Tis::Create(const TisConfig& config, TisDeps deps) 
   if (config.irq_vector > 15) {
     return Fail(Errc::kInvalidArgument, "TPM_INT_VECTOR must be 0..15 (the PTP allows 1..15)");
   }
-  uint32_t size = std::min(config.buffer_size, deps.backend->BufferSize());
-  size = std::min<uint32_t>(size, 4096);
-  if (size < 1024) {
-    return Fail(Errc::kInvalidArgument,
-                fmt::format("TPM buffer size {} is too small (need at least 1024 bytes)", size));
-  }
+  VTPM_ASSIGN_OR_RETURN(uint32_t size,
+                        NegotiateBufferSize(std::min<uint32_t>(config.buffer_size, 4096),
+                                            deps.backend->BufferSize()));
   if (!deps.log) deps.log = NullLogger();
   return std::unique_ptr<Tis>(new Tis(config, std::move(deps), size));
 }
