@@ -6,7 +6,7 @@
 namespace vtpm::daemon {
 
 namespace {
-constexpr size_t kMssimPrefix = 9;  // u32 command, u8 locality, u32 size
+constexpr size_t kMssimPrefix = wire::kMssimSendCommandPrefix;
 
 }  // namespace
 
@@ -42,9 +42,7 @@ size_t DataSession::ProcessOne(std::span<uint8_t> avail, Bytes& out) {
     }
     if (avail.size() < kMssimPrefix + size) return 0;
     ByteSpan resp = service_->Execute(avail.subspan(kMssimPrefix, size), locality);
-    AppendBe32(out, static_cast<uint32_t>(resp.size()));
-    out.insert(out.end(), resp.begin(), resp.end());
-    AppendBe32(out, 0);
+    wire::AppendSendCommandResponse(out, resp);
     return kMssimPrefix + size;
   }
   if (avail.size() < wire::kTpmHeaderSize) return 0;

@@ -31,7 +31,7 @@ size_t MssimSession::ProcessOne(std::span<uint8_t> avail, Bytes& out) {
   auto ack = [&] { AppendBe32(out, 0); };
   switch (static_cast<MssimCmd>(code)) {
     case MssimCmd::kSendCommand: {
-      if (avail.size() < 9) return 0;
+      if (avail.size() < wire::kMssimSendCommandPrefix) return 0;
       uint8_t locality = avail[4];
       uint32_t size = LoadBe32(avail.data() + 5);
       if (size < wire::kTpmHeaderSize || size > eng.buffer_size()) {
@@ -39,12 +39,11 @@ size_t MssimSession::ProcessOne(std::span<uint8_t> avail, Bytes& out) {
         RequestClose();
         return 0;
       }
-      if (avail.size() < 9 + size) return 0;
-      ByteSpan resp = service_->Execute(avail.subspan(9, size), locality);
-      AppendBe32(out, static_cast<uint32_t>(resp.size()));
-      out.insert(out.end(), resp.begin(), resp.end());
-      ack();
-      return 9 + size;
+      if (avail.size() < wire::kMssimSendCommandPrefix + size) return 0;
+      ByteSpan resp =
+          service_->Execute(avail.subspan(wire::kMssimSendCommandPrefix, size), locality);
+      wire::AppendSendCommandResponse(out, resp);
+      return wire::kMssimSendCommandPrefix + size;
     }
     case MssimCmd::kSignalHashData: {
       if (avail.size() < 8) return 0;

@@ -52,4 +52,10 @@ std::string_view MssimCmdName(uint32_t code) {
   return "TPM_UNKNOWN";
 }
 
+void AppendSendCommandResponse(Bytes& out, ByteSpan response) {
+  AppendBe32(out, static_cast<uint32_t>(response.size()));
+  out.insert(out.end(), response.begin(), response.end());
+  AppendBe32(out, 0);
+}
+
 }  // namespace vtpm::wire

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "base/bytes.h"
+
 namespace vtpm::wire {
 
 enum class MssimCmd : uint32_t {
@@ -38,6 +40,11 @@ enum class MssimCmd : uint32_t {
 };
 
 std::string_view MssimCmdName(uint32_t code);
+
+// TPM_SEND_COMMAND's request prefix: u32 command, u8 locality, u32 size.
+inline constexpr size_t kMssimSendCommandPrefix = 9;
+// Appends TPM_SEND_COMMAND's reply: {u32 size, response, u32 0}.
+void AppendSendCommandResponse(Bytes& out, ByteSpan response);
 
 inline constexpr uint32_t kMssimServerVersion = 1;
 // Endpoint info bits returned by REMOTE_HANDSHAKE: platform available, uses TBS=0,
