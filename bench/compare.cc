@@ -3,8 +3,10 @@
 // For each transport (UNIX, TCP; raw and with the MS-simulator command prefix) both daemons run
 // side by side and every command is sent to them alternately, so drift in machine load hits both
 // alike. Floors measured in the same run: the same command bytes through libtpms in process, and
-// a ping-pong of command-sized messages between two processes over the same kind of socket.
-// Also: start-to-first-response, RSS/PSS of one idle instance and of 50 started at once.
+// a ping-pong of command-sized messages between two processes over the same kind of socket (on
+// its own, and interleaved with each cheap command, which is what the daemons' overhead is
+// compared with). Also: start-to-first-response next to its floor (bench/startup_floor), RSS/PSS
+// of one idle instance and of 50 started at once. --only SECTIONS runs a subset.
 // Every response is checked (size and response code): a fast error cannot pass as a result.
 //
 // Output: a markdown report on stdout and CSV rows in --csv FILE.
@@ -210,6 +212,82 @@ void Check(const std::string& who, const BenchCommand& c, const Bytes& r) {
   }
 }
 
+// Ping-pong of command-sized messages (12 bytes out, 44 back, like GetRandom(32)) between two
+// processes: the cost of the transport alone. The peer is a forked child echoing 44 bytes for
+// every 12 it reads, over a UNIX socketpair or a loopback TCP connection (TCP_NODELAY, as the
+// daemons' clients use).
+class PingPongPeer {
+ public:
+  static constexpr size_t kReq = 12, kResp = 44;
+
+  explicit PingPongPeer(bool tcp) {
+    UniqueFd server_listen;
+    int pair[2];
+    uint16_t port = 0;
+    if (!tcp) {
+      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) Die("socketpair");
+      client_.reset(pair[0]);
+    } else {
+      server_listen.reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (bind(server_listen.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+          listen(server_listen.get(), 1) != 0) {
+        Die("cannot listen on loopback");
+      }
+      socklen_t len = sizeof(a);
+      getsockname(server_listen.get(), reinterpret_cast<sockaddr*>(&a), &len);
+      port = ntohs(a.sin_port);
+    }
+    pid_ = fork();
+    if (pid_ < 0) Die("fork");
+    if (pid_ == 0) {
+      int fd;
+      if (tcp) {
+        fd = accept(server_listen.get(), nullptr, nullptr);
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      } else {
+        close(pair[0]);
+        fd = pair[1];
+      }
+      uint8_t req[kReq], resp[kResp] = {};
+      while (ReadAll(fd, req, kReq) && WriteAll(fd, resp, kResp)) {
+      }
+      _exit(0);
+    }
+    if (!tcp) {
+      close(pair[1]);
+    } else {
+      auto fd = ConnectTcp(port);
+      if (!fd) Die("cannot connect to the ping-pong peer");
+      client_ = std::move(*fd);
+    }
+  }
+  ~PingPongPeer() {
+    client_.reset();  // the peer's read fails and it exits
+    int st;
+    waitpid(pid_, &st, 0);
+  }
+  PingPongPeer(const PingPongPeer&) = delete;
+  PingPongPeer& operator=(const PingPongPeer&) = delete;
+
+  // One round trip, in microseconds.
+  double RoundTrip() {
+    uint8_t req[kReq] = {}, resp[kResp];
+    auto t0 = Clock::now();
+    if (!WriteAll(client_.get(), req, kReq) || !ReadAll(client_.get(), resp, kResp)) {
+      Die("ping-pong");
+    }
+    return Micros(Clock::now() - t0);
+  }
+
+ private:
+  UniqueFd client_;
+  pid_t pid_ = -1;
+};
+
 // ---- daemons ------------------------------------------------------------------------------
 
 struct Transport {
@@ -310,6 +388,11 @@ int Iterations(const BenchCommand& c, const Options& o) {
   return n * o.scale;
 }
 
+// The ping-pong floor measured interleaved with |command| (see MeasureCommands).
+std::string PairedPingPongName(const std::string& command) {
+  return "ping-pong 12/44 B, paired with " + command;
+}
+
 // Creates the signing keys once per connection and returns their handles.
 std::pair<uint32_t, uint32_t> MakeSigningKeys(int fd, bool mssim) {
   uint32_t h[2];
@@ -342,14 +425,22 @@ void MeasureCommands(const std::vector<Daemon>& daemons, const Transport& t, con
       [&](size_t d) { return Sign(keys[d].first, false); },
       [&](size_t d) { return Sign(keys[d].second, true); },
   };
+  // The transport floor, interleaved with the cheap commands so that it sees the same machine
+  // load as the daemons (their overhead is compared with it).
+  std::optional<PingPongPeer> peer;
+  if (!t.mssim_prefix) peer.emplace(t.tcp);
   for (const auto& make : cmds) {
     BenchCommand probe = make(0);
     // RSA primary generation costs the same whatever the transport: measure it on one.
     if (probe.name.find("CreatePrimary RSA") != std::string::npos && t.name != "unix") continue;
     int n = Iterations(probe, o);
+    const bool cheap = probe.name.find("CreatePrimary") == std::string::npos &&
+                       probe.name.find("Sign") == std::string::npos;
     Progress(t.name + ": " + probe.name + " x" + std::to_string(n));
     std::vector<std::vector<double>> times(daemons.size());
+    std::vector<double> pingpong;
     for (int i = 0; i < n; ++i) {
+      if (peer && cheap) pingpong.push_back(peer->RoundTrip());
       for (size_t k = 0; k < daemons.size(); ++k) {
         size_t d = (static_cast<size_t>(i) + k) % daemons.size();  // alternate who goes first
         BenchCommand c = make(d);
@@ -371,6 +462,10 @@ void MeasureCommands(const std::vector<Daemon>& daemons, const Transport& t, con
     }
     for (size_t d = 0; d < daemons.size(); ++d) {
       report.Add({"command", probe.name, t.name, daemons[d].name, Summarize(times[d]), ""});
+    }
+    if (!pingpong.empty()) {
+      report.Add({"floor", PairedPingPongName(probe.name), t.name, "socket", Summarize(pingpong),
+                  ""});
     }
   }
 }
@@ -419,63 +514,11 @@ void MeasureInProcess(const Options& o, const fs::path& work, Report& report) {
   }
 }
 
-// Ping-pong of command-sized messages (12 bytes out, 44 back, like GetRandom(32)) between two
-// processes: the cost of the transport alone.
 void MeasurePingPong(const Options& o, bool tcp, Report& report) {
-  constexpr size_t kReq = 12, kResp = 44;
-  UniqueFd client, server_listen;
-  int pair[2];
-  uint16_t port = 0;
-  if (!tcp) {
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) Die("socketpair");
-    client.reset(pair[0]);
-  } else {
-    server_listen.reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(server_listen.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-        listen(server_listen.get(), 1) != 0) {
-      Die("cannot listen on loopback");
-    }
-    socklen_t len = sizeof(a);
-    getsockname(server_listen.get(), reinterpret_cast<sockaddr*>(&a), &len);
-    port = ntohs(a.sin_port);
-  }
-  pid_t pid = fork();
-  if (pid == 0) {
-    int fd;
-    if (tcp) {
-      fd = accept(server_listen.get(), nullptr, nullptr);
-      int one = 1;
-      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    } else {
-      close(pair[0]);
-      fd = pair[1];
-    }
-    uint8_t req[kReq], resp[kResp] = {};
-    while (ReadAll(fd, req, kReq) && WriteAll(fd, resp, kResp)) {
-    }
-    _exit(0);
-  }
-  if (!tcp) {
-    close(pair[1]);
-  } else {
-    auto fd = ConnectTcp(port);
-    if (!fd) Die("cannot connect to the ping-pong server");
-    client = std::move(*fd);
-  }
+  PingPongPeer peer(tcp);
   int n = 20000 / (o.quick ? 10 : 1) * o.scale;
   std::vector<double> times;
-  uint8_t req[kReq] = {}, resp[kResp];
-  for (int i = 0; i < n; ++i) {
-    auto t0 = Clock::now();
-    if (!WriteAll(client.get(), req, kReq) || !ReadAll(client.get(), resp, kResp)) Die("ping-pong");
-    times.push_back(Micros(Clock::now() - t0));
-  }
-  client.reset();
-  int st;
-  waitpid(pid, &st, 0);
+  for (int i = 0; i < n; ++i) times.push_back(peer.RoundTrip());
   report.Add({"floor", "ping-pong 12/44 B", tcp ? "tcp" : "unix", "socket", Summarize(times), ""});
 }
 
@@ -623,7 +666,9 @@ void Print(const Report& rep, const Options& o) {
     std::printf("| %s | %s | %s | %s | %s |\n", r.command.c_str(), r.transport.c_str(),
                 cell(r.s.min).c_str(), cell(r.s.median).c_str(), cell(r.s.p99).c_str());
   }
-  std::printf("\n## Daemon overhead above libtpms (median µs) vs the socket ping-pong\n\n");
+  std::printf(
+      "\n## Daemon overhead above libtpms (median µs) vs the socket ping-pong measured "
+      "interleaved with the same command\n\n");
   std::printf(
       "| command | transport | libtpms | vtpm overhead | swtpm overhead | ping-pong | vtpm "
       "overhead / ping-pong |\n|---|---|---:|---:|---:|---:|---:|\n");
@@ -632,7 +677,8 @@ void Print(const Report& rep, const Options& o) {
       const Row* v = rep.Find(cmd, tr, "vtpm");
       const Row* s = rep.Find(cmd, tr, "swtpm");
       const Row* l = rep.Find(cmd, "in-process", "libtpms");
-      const Row* p = rep.Find("ping-pong 12/44 B", tr, "socket");
+      const Row* p = rep.Find(PairedPingPongName(cmd), tr, "socket");
+      if (p == nullptr) p = rep.Find("ping-pong 12/44 B", tr, "socket");
       if (!v || !s || !l || !p) continue;
       double vo = v->s.median - l->s.median, so = s->s.median - l->s.median;
       std::printf("| %s | %s | %s | %s | %s | %s | **%.2f** |\n", cmd, tr,

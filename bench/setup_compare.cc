@@ -140,7 +140,10 @@ int main(int argc, char** argv) {
   }
   int counter = 0;
   auto command = [&](bool vtpm) {
-    fs::path dir = work / ("s" + std::to_string(counter++));
+    // (appended, not "s" + std::to_string(...): GCC 12 -O3 reports a false -Wrestrict there)
+    std::string name = "s";
+    name += std::to_string(counter++);
+    fs::path dir = work / name;
     fs::create_directory(dir);
     std::vector<std::string> cmd =
         vtpm ? std::vector<std::string>{a.vtpm, "setup"} : std::vector<std::string>{a.swtpm_setup};
