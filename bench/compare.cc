@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -65,6 +66,39 @@ void Progress(const std::string& what) {
 
 double Micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
 
+// Where the bench (the client) and the processes it measures run. On a machine with two or more
+// CPUs the client is pinned to one and every daemon/peer to another, so that each round trip is a
+// cross-CPU wake-up for vtpm, swtpm and the ping-pong alike; left to the scheduler, the pair
+// sometimes shares a CPU and sometimes not, which moves medians by more than the differences
+// measured. --no-pin leaves placement to the scheduler.
+struct Cpus {
+  int client = -1;  // -1: not pinned
+  int server = -1;
+};
+
+void PinTo(int cpu) {
+  if (cpu < 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(static_cast<size_t>(cpu), &set);
+  if (sched_setaffinity(0, sizeof(set), &set) != 0) {
+    std::fprintf(stderr, "vtpm_compare: cannot pin to CPU %d: %s\n", cpu, std::strerror(errno));
+  }
+}
+
+// Pins this process to the server CPU for the duration of a spawn or fork (children inherit
+// the affinity) and back to the client CPU afterwards.
+class OnServerCpu {
+ public:
+  explicit OnServerCpu(const Cpus& cpus) : cpus_(cpus) { PinTo(cpus_.server); }
+  ~OnServerCpu() { PinTo(cpus_.client); }
+  OnServerCpu(const OnServerCpu&) = delete;
+  OnServerCpu& operator=(const OnServerCpu&) = delete;
+
+ private:
+  Cpus cpus_;
+};
+
 struct Stats {
   double min, median, p99;
   size_t n;
@@ -84,14 +118,18 @@ Stats Summarize(std::vector<double> v) {
 class Child {
  public:
   Child() = default;
-  explicit Child(const std::vector<std::string>& argv) {
+  Child(const std::vector<std::string>& argv, const Cpus& cpus) {
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    int rc = posix_spawnp(&pid_, args[0], &fa, nullptr, args.data(), environ);
+    int rc;
+    {
+      OnServerCpu on_server(cpus);
+      rc = posix_spawnp(&pid_, args[0], &fa, nullptr, args.data(), environ);
+    }
     posix_spawn_file_actions_destroy(&fa);
     if (rc != 0) Die("cannot start " + argv[0] + ": " + std::strerror(rc));
   }
@@ -220,7 +258,7 @@ class PingPongPeer {
  public:
   static constexpr size_t kReq = 12, kResp = 44;
 
-  explicit PingPongPeer(bool tcp) {
+  PingPongPeer(bool tcp, const Cpus& cpus) {
     UniqueFd server_listen;
     int pair[2];
     uint16_t port = 0;
@@ -240,7 +278,10 @@ class PingPongPeer {
       getsockname(server_listen.get(), reinterpret_cast<sockaddr*>(&a), &len);
       port = ntohs(a.sin_port);
     }
-    pid_ = fork();
+    {
+      OnServerCpu on_server(cpus);
+      pid_ = fork();
+    }
     if (pid_ < 0) Die("fork");
     if (pid_ == 0) {
       int fd;
@@ -300,6 +341,7 @@ struct Daemon {
   std::string name;                // "vtpm" / "swtpm"
   std::vector<std::string> argv0;  // {"/path/vtpm", "socket"} or {"swtpm", "socket"}
   std::string tpmstate_options;    // appended to --tpmstate dir=...
+  Cpus cpus;
 };
 
 class RunningDaemon {
@@ -317,7 +359,7 @@ class RunningDaemon {
     } else {
       argv.insert(argv.end(), {"--server", "type=unixio,path=" + data_path_});
     }
-    child_ = Child(argv);
+    child_ = Child(argv, d.cpus);
   }
   // Connects, retrying until the daemon listens (bounded).
   UniqueFd Connect(Clock::duration timeout = std::chrono::seconds(10)) {
@@ -368,6 +410,8 @@ struct Options {
   std::string csv;
   int instances = 50;
   std::string floor;  // bench/startup_floor (default: next to this program)
+  Cpus cpus;          // see Cpus; set in main()
+  bool pin = true;
   std::string only;   // comma-separated sections to run; empty = all
   bool Runs(const std::string& section) const {
     return only.empty() || ("," + only + ",").find("," + section + ",") != std::string::npos;
@@ -428,7 +472,7 @@ void MeasureCommands(const std::vector<Daemon>& daemons, const Transport& t, con
   // The transport floor, interleaved with the cheap commands so that it sees the same machine
   // load as the daemons (their overhead is compared with it).
   std::optional<PingPongPeer> peer;
-  if (!t.mssim_prefix) peer.emplace(t.tcp);
+  if (!t.mssim_prefix) peer.emplace(t.tcp, o.cpus);
   for (const auto& make : cmds) {
     BenchCommand probe = make(0);
     // RSA primary generation costs the same whatever the transport: measure it on one.
@@ -515,7 +559,7 @@ void MeasureInProcess(const Options& o, const fs::path& work, Report& report) {
 }
 
 void MeasurePingPong(const Options& o, bool tcp, Report& report) {
-  PingPongPeer peer(tcp);
+  PingPongPeer peer(tcp, o.cpus);
   int n = 20000 / (o.quick ? 10 : 1) * o.scale;
   std::vector<double> times;
   for (int i = 0; i < n; ++i) times.push_back(peer.RoundTrip());
@@ -524,7 +568,7 @@ void MeasurePingPong(const Options& o, bool tcp, Report& report) {
 
 // Runs bench/startup_floor on |state| and returns the microseconds from spawn until its
 // TPM2_Startup response is read from its stdout.
-double TimeFloor(const std::string& floor, const fs::path& state) {
+double TimeFloor(const std::string& floor, const fs::path& state, const Cpus& cpus) {
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) Die("pipe2");
   UniqueFd rd(p[0]), wr(p[1]);
@@ -535,7 +579,11 @@ double TimeFloor(const std::string& floor, const fs::path& state) {
   char* args[] = {const_cast<char*>(floor.c_str()), dir.data(), nullptr};
   auto t0 = Clock::now();
   pid_t pid;
-  int rc = posix_spawn(&pid, args[0], &fa, nullptr, args, environ);
+  int rc;
+  {
+    OnServerCpu on_server(cpus);
+    rc = posix_spawn(&pid, args[0], &fa, nullptr, args, environ);
+  }
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) Die("cannot start " + floor + ": " + std::strerror(rc));
   wr.reset();
@@ -565,7 +613,7 @@ void MeasureStartup(const std::vector<Daemon>& daemons, const Options& o, const 
     for (size_t k = 0; k <= daemons.size(); ++k) {
       size_t d = (static_cast<size_t>(i) + k) % (daemons.size() + 1);
       if (d == daemons.size()) {
-        times[d].push_back(TimeFloor(o.floor, floor_state));
+        times[d].push_back(TimeFloor(o.floor, floor_state, o.cpus));
         continue;
       }
       auto t0 = Clock::now();
@@ -751,9 +799,11 @@ int main(int argc, char** argv) {
       o.instances = std::atoi(argv[++i]);
     else if (a == "--only" && i + 1 < argc)
       o.only = argv[++i];
+    else if (a == "--no-pin")
+      o.pin = false;
     else
       Die("usage: vtpm_compare --vtpm PATH [--quick] [--csv FILE] [--instances N]\n"
-          "                    [--only floors,commands,startup,memory]");
+          "                    [--only floors,commands,startup,memory] [--no-pin]");
   }
   if (o.vtpm.empty()) Die("--vtpm PATH is required");
   o.floor = (fs::read_symlink("/proc/self/exe").parent_path() / "startup_floor").string();
@@ -762,8 +812,15 @@ int main(int argc, char** argv) {
   if (mkdtemp(tmpl) == nullptr) Die("mkdtemp");
   fs::path work(tmpl);
   std::vector<Daemon> daemons;
-  daemons.push_back(Daemon{"vtpm", {o.vtpm, "socket"}, ""});
-  daemons.push_back(Daemon{"swtpm", {"swtpm", "socket"}, ""});
+  if (o.pin && sysconf(_SC_NPROCESSORS_ONLN) >= 2) {
+    o.cpus = {0, 1};
+    PinTo(o.cpus.client);
+    std::fprintf(stderr, "client on CPU 0; daemons, peers and startup_floor on CPU 1\n");
+  } else {
+    std::fprintf(stderr, "not pinned: the scheduler places client and daemons\n");
+  }
+  daemons.push_back(Daemon{"vtpm", {o.vtpm, "socket"}, "", o.cpus});
+  daemons.push_back(Daemon{"swtpm", {"swtpm", "socket"}, "", o.cpus});
   Report report;
   try {
     if (o.Runs("floors")) {
@@ -784,7 +841,7 @@ int main(int argc, char** argv) {
       Progress("start-up");
       // Also with fsync off: swtpm 0.7.1 never fsyncs, and TPM2_Startup rewrites permall.
       std::vector<Daemon> startup_daemons = daemons;
-      startup_daemons.push_back(Daemon{"vtpm fsync=false", {o.vtpm, "socket"}, ",fsync=false"});
+      startup_daemons.push_back(Daemon{"vtpm fsync=false", {o.vtpm, "socket"}, ",fsync=false", o.cpus});
       MeasureStartup(startup_daemons, o, work, report);
     }
     if (o.Runs("memory")) {
