@@ -412,7 +412,7 @@ struct Options {
   std::string floor;  // bench/startup_floor (default: next to this program)
   Cpus cpus;          // see Cpus; set in main()
   bool pin = true;
-  std::string only;   // comma-separated sections to run; empty = all
+  std::string only;  // comma-separated sections to run; empty = all
   bool Runs(const std::string& section) const {
     return only.empty() || ("," + only + ",").find("," + section + ",") != std::string::npos;
   }
@@ -508,8 +508,8 @@ void MeasureCommands(const std::vector<Daemon>& daemons, const Transport& t, con
       report.Add({"command", probe.name, t.name, daemons[d].name, Summarize(times[d]), ""});
     }
     if (!pingpong.empty()) {
-      report.Add({"floor", PairedPingPongName(probe.name), t.name, "socket", Summarize(pingpong),
-                  ""});
+      report.Add(
+          {"floor", PairedPingPongName(probe.name), t.name, "socket", Summarize(pingpong), ""});
     }
   }
 }
@@ -841,7 +841,8 @@ int main(int argc, char** argv) {
       Progress("start-up");
       // Also with fsync off: swtpm 0.7.1 never fsyncs, and TPM2_Startup rewrites permall.
       std::vector<Daemon> startup_daemons = daemons;
-      startup_daemons.push_back(Daemon{"vtpm fsync=false", {o.vtpm, "socket"}, ",fsync=false", o.cpus});
+      startup_daemons.push_back(
+          Daemon{"vtpm fsync=false", {o.vtpm, "socket"}, ",fsync=false", o.cpus});
       MeasureStartup(startup_daemons, o, work, report);
     }
     if (o.Runs("memory")) {

@@ -8,9 +8,6 @@
 // libraries. The explicit instantiations are the templates vtpm uses that the libraries' own
 // headers declare but do not define in compiled mode.
 #include <fmt/format-inl.h>
-
-#include <mutex>
-
 #include <spdlog/common-inl.h>
 #include <spdlog/details/backtracer-inl.h>
 #include <spdlog/details/file_helper-inl.h>
@@ -29,6 +26,8 @@
 #include <spdlog/sinks/stdout_color_sinks-inl.h>
 #include <spdlog/sinks/stdout_sinks-inl.h>
 #include <spdlog/spdlog-inl.h>
+
+#include <mutex>
 
 FMT_BEGIN_NAMESPACE
 namespace detail {
