@@ -284,6 +284,7 @@ class PingPongPeer {
     }
     if (pid_ < 0) Die("fork");
     if (pid_ == 0) {
+      PinTo(cpus.server);  // the guard's destructor ran in this copy too
       int fd;
       if (tcp) {
         fd = accept(server_listen.get(), nullptr, nullptr);
