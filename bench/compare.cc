@@ -118,13 +118,18 @@ Stats Summarize(std::vector<double> v) {
 class Child {
  public:
   Child() = default;
-  Child(const std::vector<std::string>& argv, const Cpus& cpus) {
+  // Starts |argv| on the server CPU with stdout on |stdout_fd| (-1: /dev/null).
+  Child(const std::vector<std::string>& argv, const Cpus& cpus, int stdout_fd = -1) {
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    if (stdout_fd >= 0) {
+      posix_spawn_file_actions_adddup2(&fa, stdout_fd, 1);
+    } else {
+      posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    }
     int rc;
     {
       OnServerCpu on_server(cpus);
@@ -146,6 +151,12 @@ class Child {
     int st;
     waitpid(pid_, &st, 0);
     pid_ = -1;
+  }
+  // Waits for the child to exit on its own; true if it exited with status 0.
+  bool Wait() {
+    int st = 0;
+    waitpid(std::exchange(pid_, -1), &st, 0);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
   }
   pid_t pid() const { return pid_; }
 
@@ -573,27 +584,13 @@ double TimeFloor(const std::string& floor, const fs::path& state, const Cpus& cp
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) Die("pipe2");
   UniqueFd rd(p[0]), wr(p[1]);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, wr.get(), 1);
-  std::string dir = state.string();
-  char* args[] = {const_cast<char*>(floor.c_str()), dir.data(), nullptr};
   auto t0 = Clock::now();
-  pid_t pid;
-  int rc;
-  {
-    OnServerCpu on_server(cpus);
-    rc = posix_spawn(&pid, args[0], &fa, nullptr, args, environ);
-  }
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) Die("cannot start " + floor + ": " + std::strerror(rc));
+  Child child({floor, state.string()}, cpus, wr.get());
   wr.reset();
   Bytes resp(10);
   bool ok = ReadAll(rd.get(), resp.data(), resp.size());
   auto t1 = Clock::now();
-  int st;
-  waitpid(pid, &st, 0);
-  if (!ok || !WIFEXITED(st) || WEXITSTATUS(st) != 0) Die(floor + " failed on " + dir);
+  if (!child.Wait() || !ok) Die(floor + " failed on " + state.string());
   Check("startup_floor", {"Startup", {}, 10}, resp);
   return Micros(t1 - t0);
 }

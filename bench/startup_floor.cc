@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "engine/engine.h"
 #include "state/dir_store.h"
+#include "tpm_commands.h"
 
 namespace {
 
@@ -59,7 +60,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "startup_floor: the engine did not start from %s\n", argv[1]);
     return 1;
   }
-  uint8_t startup[] = {0x80, 0x01, 0, 0, 0, 0x0c, 0, 0, 0x01, 0x44, 0, 0};  // TPM2_Startup(CLEAR)
+  vtpm::Bytes startup = vtpm::bench::Startup();  // TPM2_Startup(CLEAR)
   vtpm::ByteSpan r = (*engine)->Process(startup);
   if (write(STDOUT_FILENO, r.data(), r.size()) != static_cast<ssize_t>(r.size())) return 1;
   // Exit without the orderly teardown: the measurement ends when the response is read.
