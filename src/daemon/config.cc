@@ -135,9 +135,12 @@ Status ParseTpmState(std::string_view value, DaemonConfig& cfg) {
     } else if (kv.key == "fsync" && kv.value && *kv.value == "false") {
       // For throw-away TPMs on tmpfs: state still survives a vtpm crash, not a host crash.
       cfg.state_fsync = false;
-    } else if ((kv.key == "lock" || kv.key == "backup" || kv.key == "fsync") &&
-               (!kv.value || *kv.value == "true")) {
-      // the directory backend always locks, keeps the previous generation and fsyncs
+    } else if (kv.key == "backup" && (!kv.value || *kv.value == "true")) {
+      cfg.state_backup = true;
+    } else if (kv.key == "backup" && *kv.value == "false") {
+      cfg.state_backup = false;
+    } else if ((kv.key == "lock" || kv.key == "fsync") && (!kv.value || *kv.value == "true")) {
+      // the directory backend always locks and fsyncs
     } else {
       return Unknown("--tpmstate", kv);
     }

@@ -30,6 +30,9 @@ struct DaemonConfig {
   std::string state_dir;
   mode_t state_mode = 0600;
   bool state_fsync = true;  // --tpmstate ...,fsync=false turns it off
+  // --tpmstate ...,backup: the user consents to the previous generation when the newest state is
+  // damaged or refused (as swtpm 0.11's option); without it the daemon fails closed.
+  bool state_backup = false;
   Endpoint ctrl;
   Endpoint server;
   std::optional<uint16_t> mssim_port;  // command port; the platform port is +1

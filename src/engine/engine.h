@@ -57,8 +57,11 @@ class Engine {
   bool tpm2() const { return version() == TpmVersion::kTpm20; }
   bool running() const;
 
-  // Locks the store and initialises the TPM from it (TPMLIB_MainInit). If the newest permanent
-  // state cannot be loaded, retries once with the store's previous generation.
+  // Locks the store and initialises the TPM from it (TPMLIB_MainInit), or from the blobs given
+  // to SetState() since the last start; a given permanent state is stored (replacing the stored
+  // one) only after the TPM started from it. If the newest stored permanent state cannot be
+  // loaded, retries once with the store's previous generation when the store allows it
+  // (NvStore::FallBackToPreviousGeneration; a DirStore only with the user's consent).
   // |delete_volatile| removes the stored volatile state after it was read (PTM_INIT_FLAG).
   // On failure the Error's tpm_rc carries libtpms' result (e.g. 0x101 in failure mode).
   Status Start(bool delete_volatile);
@@ -89,8 +92,12 @@ class Engine {
 
   // The raw libtpms blob: from the running TPM, or (stopped) from the store.
   Result<Bytes> GetState(StateType type);
-  // Provides a blob for the next Start() (stopped only); it is stored durably first.
-  // An empty |blob| hides the stored one.
+  // Provides a blob for the next Start() (stopped only), e.g. from CMD_SET_STATEBLOB. libtpms
+  // checks it first; a refused blob is an Errc::kTpm error with libtpms' code in tpm_rc (what
+  // swtpm answers, e.g. 0x1e TPM_RC_BAD_TAG for random bytes) and changes nothing, neither the
+  // blobs given before nor the store. An accepted blob is held in memory until Start() (as
+  // swtpm does): the store changes only once the TPM started from it. An empty |blob| hides the
+  // stored one.
   Status SetState(StateType type, ByteSpan blob);
   // Writes the volatile state to the store (CMD_STORE_VOLATILE).
   Status StoreVolatile();

@@ -3,10 +3,13 @@
 #include <libtpms/tpm_library.h>
 #include <libtpms/tpm_tis.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <optional>
 
 #include "engine/engine.h"
 #include "wire/tpm_header.h"
@@ -36,7 +39,10 @@ class Engine::Impl {
   bool running_ = false;
   uint8_t locality_ = 0;
   bool last_was_shutdown_ = false;
-  bool permanent_state_was_set_ = false;  // since the last Start(): no generation fallback
+  // Blobs accepted by SetState() for the next Start(), by StateType index (see Pending()): held
+  // here too because a refused TPMLIB_SetState makes libtpms drop every blob it held. An empty
+  // Bytes hides the stored blob. Nothing reaches the store before the TPM started from them.
+  std::array<std::optional<Bytes>, 5> pending_;
   uint32_t buffer_size_ = 0;
   // libtpms' response buffer, reused across commands (libtpms reallocs it as needed).
   unsigned char* resp_buf_ = nullptr;
@@ -44,6 +50,9 @@ class Engine::Impl {
   Bytes canned_;  // holds a response we made ourselves (not running)
 
   ~Impl() { std::free(resp_buf_); }
+
+  std::optional<Bytes>& Pending(StateType type);
+  void DropLibtpmsBlobs();
 };
 
 namespace {
@@ -112,6 +121,14 @@ TPM_RESULT IoGetPhysicalPresence(TPM_BOOL* physical_presence, uint32_t /*tpm_num
 
 TPMLIB_StateType ToLib(StateType t) { return static_cast<TPMLIB_StateType>(t); }
 
+// The order libtpms wants blobs in: permanent first.
+constexpr StateType kStateTypes[] = {StateType::kPermanent, StateType::kVolatile,
+                                     StateType::kSaveState};
+
+TPMLIB_TPMVersion LibVersion(TpmVersion v) {
+  return v == TpmVersion::kTpm20 ? TPMLIB_TPM_VERSION_2 : TPMLIB_TPM_VERSION_1_2;
+}
+
 Error TpmError(std::string what, TPM_RESULT rc) {
   return Error{Errc::kTpm, fmt::format("{}: libtpms returned 0x{:x}", what, rc), 0, rc};
 }
@@ -137,9 +154,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options, sta
       .tpm_io_getlocality = IoGetLocality,
       .tpm_io_getphysicalpresence = IoGetPhysicalPresence,
   };
-  TPMLIB_TPMVersion ver =
-      options.version == TpmVersion::kTpm20 ? TPMLIB_TPM_VERSION_2 : TPMLIB_TPM_VERSION_1_2;
-  TPM_RESULT rc = TPMLIB_ChooseTPMVersion(ver);
+  TPM_RESULT rc = TPMLIB_ChooseTPMVersion(LibVersion(options.version));
   if (rc == TPM_SUCCESS) rc = TPMLIB_RegisterCallbacks(&callbacks);
   if (rc != TPM_SUCCESS) {
     g_owner.store(nullptr);
@@ -163,15 +178,31 @@ uint8_t Engine::locality() const { return impl_->locality_; }
 uint32_t Engine::buffer_size() const { return impl_->buffer_size_; }
 void Engine::set_auto_shutdown(bool on) { impl_->options_.auto_shutdown = on; }
 
+std::optional<Bytes>& Engine::Impl::Pending(StateType type) {
+  return pending_[static_cast<size_t>(type)];
+}
+
+// Makes libtpms forget the blobs it holds for the next start: a change of the chosen TPM version
+// clears them (TPMLIB_ChooseTPMVersion), so choose the other version and ours again.
+void Engine::Impl::DropLibtpmsBlobs() {
+  const TPMLIB_TPMVersion ours = LibVersion(options_.version);
+  TPMLIB_ChooseTPMVersion(ours == TPMLIB_TPM_VERSION_2 ? TPMLIB_TPM_VERSION_1_2
+                                                       : TPMLIB_TPM_VERSION_2);
+  TPMLIB_ChooseTPMVersion(ours);
+}
+
 Status Engine::Start(bool delete_volatile) {
   Impl& d = *impl_;
   if (d.running_) Stop();
   VTPM_RETURN_IF_ERROR(d.store_->Lock());
-  TPMLIB_TPMVersion ver = tpm2() ? TPMLIB_TPM_VERSION_2 : TPMLIB_TPM_VERSION_1_2;
+  const bool set_permanent = d.Pending(StateType::kPermanent).has_value();
+  TPMLIB_TPMVersion ver = LibVersion(d.options_.version);
   TPM_RESULT rc = TPMLIB_ChooseTPMVersion(ver);
   if (rc == TPM_SUCCESS) rc = TPMLIB_MainInit();
-  if (rc != TPM_SUCCESS && !d.permanent_state_was_set_ &&
-      d.store_->FallBackToPreviousGeneration()) {
+  // A refused newest permall may be replaced by its previous generation -- if the store's
+  // options say the user consented (DirStore fails closed otherwise). Never for a permanent
+  // state that SetState() gave: the stored state is not what failed.
+  if (rc != TPM_SUCCESS && !set_permanent && d.store_->FallBackToPreviousGeneration()) {
     d.log_->warn(
         "TPM could not start from its newest state (libtpms 0x{:x}); starting from the "
         "previous generation",
@@ -180,18 +211,41 @@ Status Engine::Start(bool delete_volatile) {
     rc = TPMLIB_ChooseTPMVersion(ver);
     if (rc == TPM_SUCCESS) rc = TPMLIB_MainInit();
   }
-  d.permanent_state_was_set_ = false;
+  const bool had_pending = std::any_of(d.pending_.begin(), d.pending_.end(),
+                                       [](const std::optional<Bytes>& b) { return b.has_value(); });
+  for (auto& b : d.pending_) b.reset();
   if (rc != TPM_SUCCESS) {
     TPMLIB_Terminate();
+    if (had_pending) d.DropLibtpmsBlobs();  // the refused blobs must not be retried silently
     return tl::unexpected(TpmError(
-        "the TPM failed to initialise from its state (corrupt state, or state from a newer "
-        "libtpms?); see the log for libtpms' reason",
+        set_permanent
+            ? "the TPM failed to initialise from the state blob it was given (CMD_SET_STATEBLOB); "
+              "the stored state is unchanged"
+            : "the TPM failed to initialise from its state (corrupt state, or state from a newer "
+              "libtpms?); see the log for libtpms' reason",
         rc));
   }
   d.running_ = true;
   d.last_was_shutdown_ = false;
   uint32_t min = 0, max = 0;
   d.buffer_size_ = TPMLIB_SetBufferSize(0, &min, &max);
+  if (set_permanent) {
+    // The given permanent state loaded: only now does it replace the stored one (and the stored
+    // one becomes the previous generation). libtpms 2 has written it already during MainInit
+    // (the store skips identical bytes); this makes it durable for every TPM version.
+    Status st = [&]() -> Status {
+      VTPM_ASSIGN_OR_RETURN(Bytes perm, GetState(StateType::kPermanent));
+      return d.store_->Store(StateName(StateType::kPermanent), perm);
+    }();
+    if (!st) {
+      TPMLIB_Terminate();
+      d.running_ = false;
+      return Fail(st.error().code,
+                  fmt::format("the TPM started from the given state but it could not be stored: "
+                              "{}",
+                              st.error().message));
+    }
+  }
   if (delete_volatile) {
     if (auto st = d.store_->Delete(StateName(StateType::kVolatile), false); !st) {
       d.log_->warn("cannot delete the volatile state: {}", st.error().message);
@@ -303,6 +357,10 @@ Status Engine::ResetEstablished(uint8_t locality) {
 
 Result<Bytes> Engine::GetState(StateType type) {
   if (!impl_->running_) {
+    if (const std::optional<Bytes>& p = impl_->Pending(type)) {
+      if (p->empty()) return Fail(Errc::kNotFound, fmt::format("no {} state", StateName(type)));
+      return *p;
+    }
     auto blob = impl_->store_->Load(StateName(type));
     if (!blob) return tl::unexpected(blob.error());
     if (!blob->has_value()) {
@@ -324,15 +382,34 @@ Result<Bytes> Engine::GetState(StateType type) {
 }
 
 Status Engine::SetState(StateType type, ByteSpan blob) {
-  if (impl_->running_) {
+  Impl& d = *impl_;
+  if (d.running_) {
     return Fail(Errc::kFailedPrecondition, "state can only be set while the TPM is stopped");
   }
-  VTPM_RETURN_IF_ERROR(impl_->store_->Lock());
-  if (blob.empty()) {
-    return Check(TPMLIB_SetState(ToLib(type), nullptr, 0), "TPMLIB_SetState");
+  VTPM_RETURN_IF_ERROR(d.store_->Lock());
+  // libtpms checks the blob (it unmarshals it; a volatile state against the permanent one) and
+  // holds it for the next TPMLIB_MainInit.
+  const TPM_RESULT rc = TPMLIB_SetState(ToLib(type), blob.empty() ? nullptr : blob.data(),
+                                        static_cast<uint32_t>(blob.size()));
+  if (rc != TPM_SUCCESS) {
+    // libtpms dropped every blob it held; give back the ones accepted before, so a refused blob
+    // changes nothing.
+    for (StateType t : kStateTypes) {
+      const std::optional<Bytes>& p = d.Pending(t);
+      if (p && TPMLIB_SetState(ToLib(t), p->empty() ? nullptr : p->data(),
+                               static_cast<uint32_t>(p->size())) != TPM_SUCCESS) {
+        d.log_->error("libtpms no longer accepts the {} state it accepted before; dropping it",
+                      StateName(t));
+        d.Pending(t).reset();
+      }
+    }
+    return tl::unexpected(TpmError(
+        fmt::format("the {} state blob was refused (libtpms cannot load it: damaged, not a TPM "
+                    "{} state, or from a newer libtpms); nothing was changed",
+                    StateName(type), tpm2() ? "2.0" : "1.2"),
+        rc));
   }
-  VTPM_RETURN_IF_ERROR(impl_->store_->Store(StateName(type), blob));
-  if (type == StateType::kPermanent) impl_->permanent_state_was_set_ = true;
+  d.Pending(type) = Bytes(blob.begin(), blob.end());
   return Ok();
 }
 

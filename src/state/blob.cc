@@ -1,7 +1,9 @@
 #include "state/blob.h"
 
 #include <fmt/format.h>
+#include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -82,8 +84,14 @@ struct Record {
   size_t offset;  // of the record's tag, from the start of the outermost blob (for messages)
 };
 
-// The known records (index = tag) of a record list. Unknown tags are skipped, as swtpm does.
-using Records = std::array<std::optional<Record>, kHighestKnownTag + 1>;
+// The known records of a record list: swtpm's (index = tag) and our seal. Unknown tags are
+// skipped, as swtpm does.
+struct Records {
+  std::array<std::optional<Record>, kHighestKnownTag + 1> swtpm;
+  std::optional<Record> seal;
+
+  const std::optional<Record>& operator[](uint16_t tag) const { return swtpm[tag]; }
+};
 
 Result<Records> ParseRecords(ByteSpan list, size_t base_offset) {
   Records records;
@@ -105,14 +113,75 @@ Result<Records> ParseRecords(ByteSpan list, size_t base_offset) {
                       tag, offset, length, r.remaining()));
     }
     VTPM_ASSIGN_OR_RETURN(const ByteSpan value, r.Take(length));
-    if (tag == 0 || tag > kHighestKnownTag) continue;  // unknown: ignored, like swtpm does
-    if (records[tag]) {
-      return Corrupt(fmt::format("tag {} appears twice (offsets {} and {})", tag,
-                                 records[tag]->offset, offset));
+    std::optional<Record>* slot = nullptr;
+    if (tag == kTagVtpmSeal) {
+      slot = &records.seal;
+    } else if (tag != 0 && tag <= kHighestKnownTag) {
+      slot = &records.swtpm[tag];
+    } else {
+      continue;  // unknown: ignored, like swtpm does
     }
-    records[tag] = Record{value, offset};
+    if (*slot) {
+      return Corrupt(
+          fmt::format("tag {} appears twice (offsets {} and {})", tag, (*slot)->offset, offset));
+    }
+    *slot = Record{value, offset};
   }
   return records;
+}
+
+constexpr uint8_t kSealVersion = 1;
+constexpr uint8_t kSealSha256 = 1;
+constexpr std::string_view kSealDomain = "vtpm-state-seal-v1";
+
+// SHA-256(domain || u64 generation || data), through OpenSSL.
+std::array<uint8_t, 32> SealDigest(uint64_t generation, ByteSpan data) {
+  std::array<uint8_t, 8> gen{};
+  for (size_t i = 0; i < gen.size(); ++i) gen[i] = static_cast<uint8_t>(generation >> (56 - 8 * i));
+  std::array<uint8_t, 32> out{};
+  unsigned int len = 0;
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  const bool ok = ctx != nullptr && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1 &&
+                  EVP_DigestUpdate(ctx, kSealDomain.data(), kSealDomain.size()) == 1 &&
+                  EVP_DigestUpdate(ctx, gen.data(), gen.size()) == 1 &&
+                  EVP_DigestUpdate(ctx, data.data(), data.size()) == 1 &&
+                  EVP_DigestFinal_ex(ctx, out.data(), &len) == 1 && len == out.size();
+  EVP_MD_CTX_free(ctx);
+  if (!ok) {
+    // Only allocation failure gets here; a state write must not go out unsealed or half-sealed.
+    std::fprintf(stderr, "vtpm: OpenSSL could not compute SHA-256 (out of memory?)\n");
+    std::abort();
+  }
+  return out;
+}
+
+// The generation of a verified seal; nullopt for a seal of a version we do not know.
+Result<std::optional<uint64_t>> VerifySeal(const Record& seal, ByteSpan data) {
+  ByteReader r(seal.value);
+  if (seal.value.empty())
+    return Corrupt(fmt::format("empty seal record at offset {}", seal.offset));
+  VTPM_ASSIGN_OR_RETURN(const uint8_t version, r.U8());
+  if (version != kSealVersion) return std::optional<uint64_t>();
+  if (seal.value.size() != kSealSize) {
+    return Corrupt(fmt::format("the seal record at offset {} has {} bytes instead of {}",
+                               seal.offset, seal.value.size(), kSealSize));
+  }
+  VTPM_ASSIGN_OR_RETURN(const uint8_t alg, r.U8());
+  VTPM_ASSIGN_OR_RETURN(const uint16_t reserved, r.U16());
+  VTPM_ASSIGN_OR_RETURN(const uint64_t generation, r.U64());
+  VTPM_ASSIGN_OR_RETURN(const ByteSpan digest, r.Take(32));
+  if (alg != kSealSha256 || reserved != 0) {
+    return Corrupt(fmt::format("the seal record at offset {} names digest {} (reserved 0x{:x})",
+                               seal.offset, alg, reserved));
+  }
+  const auto want = SealDigest(generation, data);
+  if (!std::equal(want.begin(), want.end(), digest.begin(), digest.end())) {
+    return Corrupt(fmt::format(
+        "its SHA-256 seal does not match the data: the file changed after it was written "
+        "(a flipped bit, zeroed or torn blocks, or an edit) -- generation {} as written",
+        generation));
+  }
+  return std::optional<uint64_t>(generation);
 }
 
 // The DATA record of a list holding the plain state (file form, or inside MIGRATION_DATA).
@@ -168,11 +237,31 @@ Bytes EncodeMigrationBlob(ByteSpan libtpms_blob) {
   return std::move(w).Take();
 }
 
+Bytes EncodeSealedFileBlob(ByteSpan libtpms_blob, uint64_t generation) {
+  CheckPayloadSize(libtpms_blob.size());
+  ByteWriter w;
+  WriteHeader(w, 0, kBlobHeaderSize + 2 * kTlvHeaderSize + libtpms_blob.size() + kSealSize);
+  WriteRecordHeader(w, kTagData, libtpms_blob.size());
+  w.Append(libtpms_blob);
+  WriteRecordHeader(w, kTagVtpmSeal, kSealSize);
+  w.U8(kSealVersion);
+  w.U8(kSealSha256);
+  w.U16(0);
+  w.U64(generation);
+  w.Append(SealDigest(generation, libtpms_blob));
+  return std::move(w).Take();
+}
+
 Result<Bytes> DecodeFileBlob(ByteSpan file) {
+  VTPM_ASSIGN_OR_RETURN(StateFile f, DecodeStateFile(file));
+  return std::move(f.blob);
+}
+
+Result<StateFile> DecodeStateFile(ByteSpan file) {
   VTPM_ASSIGN_OR_RETURN(const Header h, ParseHeader(file));
   if (h.flags & kEncryptionFlags) return Encrypted(h.flags);
   const ByteSpan body = file.subspan(h.hdrsize);
-  if (h.version == 1) return Bytes(body.begin(), body.end());
+  if (h.version == 1) return StateFile{Bytes(body.begin(), body.end()), std::nullopt};
 
   VTPM_ASSIGN_OR_RETURN(const Records records, ParseRecords(body, h.hdrsize));
   if (!records[kTagData] && (records[kTagMigrationData] || records[kTagEncryptedMigrationData])) {
@@ -181,7 +270,12 @@ Result<Bytes> DecodeFileBlob(ByteSpan file) {
                 "not a state file: swtpm does not accept it as a file either. Send it to a "
                 "stopped TPM with CMD_SET_STATEBLOB (`swtpm_ioctl --load`) instead");
   }
-  return PlainData(records, h.flags, "the state file");
+  VTPM_ASSIGN_OR_RETURN(Bytes blob, PlainData(records, h.flags, "the state file"));
+  std::optional<uint64_t> generation;
+  if (records.seal) {
+    VTPM_ASSIGN_OR_RETURN(generation, VerifySeal(*records.seal, blob));
+  }
+  return StateFile{std::move(blob), generation};
 }
 
 Result<Bytes> DecodeStateBlob(ByteSpan blob) {

@@ -30,6 +30,22 @@
 // records must exactly fill totlen, and a known tag may appear only once, because a blob that
 // is torn or ambiguous should fail here with a clear message, not later inside libtpms.
 //
+// vtpm's seal record. The state files vtpm writes carry one more record after DATA, which swtpm
+// skips like any unknown tag (verified against swtpm 0.7.1 in tests/unit/state/swtpm_compat_test
+// and tests/integration/test_state_compat.sh), so the files stay swtpm's format:
+//
+//   file, as vtpm writes it:  header | DATA(libtpms blob) | SEAL (tag 0x7601, 44 bytes):
+//     u8 seal_version (1) | u8 digest_alg (1 = SHA-256) | u16 reserved (0) | u64 generation |
+//     u8[32] SHA-256("vtpm-state-seal-v1" || u64 generation || the DATA record's value)
+//
+// The seal detects what the framing cannot: a bit flipped anywhere in the blob, a block of
+// zeroes, a file cut at a record boundary and re-framed. It is a checksum against storage damage,
+// not an authenticator (anyone who can write the directory can write a matching seal; state
+// encryption is the answer to that). Files without a seal (written by swtpm, or by vtpm before
+// seals) are read as before: only their framing is checked. The generation counts the writes of
+// one blob in one directory; `vtpm state show` prints it so an operator sees how far apart the
+// newest file and its .bak are.
+//
 // Header checks, compared with swtpm 0.7.1's SWTPM_NVRAM_CheckHeader():
 //   * totlen must equal the blob size (same as swtpm);
 //   * min_version > 2 is refused: a newer writer said we cannot read it (same as swtpm);
@@ -42,6 +58,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "base/bytes.h"
 #include "base/result.h"
@@ -54,7 +71,7 @@ inline constexpr uint16_t kBlobHeaderSize = 10;
 inline constexpr size_t kTlvHeaderSize = 6;
 // Largest libtpms blob the encoders accept: big enough for any TPM state (a TPM 2 permall is a
 // few KiB, its NV image at most ~170 KiB) and far below the 4 GiB the u32 totlen could express.
-inline constexpr size_t kMaxBlobPayload = 16 * 1024 * 1024 - 64;
+inline constexpr size_t kMaxBlobPayload = 16 * 1024 * 1024 - 128;
 
 // Record tags.
 enum BlobTag : uint16_t {
@@ -65,7 +82,10 @@ enum BlobTag : uint16_t {
   kTagEncryptedMigrationData = 5,
   kTagIvecEncryptedData = 6,
   kTagIvecEncryptedMigrationData = 7,
+  kTagVtpmSeal = 0x7601,  // ours (see above); swtpm ignores it
 };
+
+inline constexpr size_t kSealSize = 44;
 
 // Header flags.
 enum BlobFlag : uint16_t {
@@ -81,9 +101,21 @@ enum BlobFlag : uint16_t {
 // take sizes from outside check first).
 Bytes EncodeFileBlob(ByteSpan libtpms_blob);
 
-// The libtpms blob inside a state file in swtpm's format. Errors: kCorrupt for any header or
-// record inconsistency (and for a migration-form blob, which swtpm does not accept as a file
-// either), kUnsupported for an encrypted blob or one that needs a newer format version.
+// Header + DATA(libtpms_blob) + SEAL(generation): what DirStore writes. Same precondition.
+Bytes EncodeSealedFileBlob(ByteSpan libtpms_blob, uint64_t generation);
+
+struct StateFile {
+  Bytes blob;                          // the libtpms blob (the DATA record)
+  std::optional<uint64_t> generation;  // from the seal; nullopt: the file has none
+};
+
+// A state file in swtpm's format, its seal verified when it has one. Errors: kCorrupt for any
+// header or record inconsistency, a seal that does not match (damage after the write), and a
+// migration-form blob (which swtpm does not accept as a file either); kUnsupported for an
+// encrypted blob or one that needs a newer format version. A seal of an unknown version is
+// ignored (a newer vtpm wrote it): the file is then checked like an unsealed one.
+Result<StateFile> DecodeStateFile(ByteSpan file);
+// DecodeStateFile(file).blob.
 Result<Bytes> DecodeFileBlob(ByteSpan file);
 
 // Header(flags = MIGRATION_DATA) + MIGRATION_DATA(DATA(libtpms_blob)): what swtpm 0.7.1 answers to

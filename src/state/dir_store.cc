@@ -5,58 +5,66 @@
 // Store(name) with F = <prefix><name> (e.g. tpm2-00.permall), generation n+1 replacing n:
 //
 //   1. T = .F.vtpm-tmp-<pid>-<k>: openat(O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC, mode), fchmod(mode),
-//      write everything, fsync(T), close.
-//   2. If F exists: linkat(F -> L), L = .F.vtpm-link-<pid>-<k>; renameat(L -> F.bak).
-//      (link() cannot replace an existing F.bak, rename() can; and F itself is never renamed away,
-//      so there is no instant at which F is missing.) If the file system has no hard links
-//      (EPERM/EOPNOTSUPP/EMLINK), F's bytes are copied to a fsync'ed temp file instead, which is
-//      renamed to F.bak the same way.
-//   3. renameat(T -> F).
-//   4. fsync(directory).
+//      write the sealed blob (header, DATA, SEAL; state/blob.h). The descriptor stays open.
+//   2. If F exists: renameat2(T, F, RENAME_EXCHANGE) -- F is now n+1 and T holds n -- then
+//      renameat(T -> F.bak). If F does not exist: renameat(T -> F).
+//      (Where the file system has no RENAME_EXCHANGE: linkat(F -> L), renameat(L -> F.bak),
+//      renameat(T -> F); without hard links either, F's bytes are copied to a temp file that is
+//      renamed to F.bak.) F itself is never renamed away, so there is no instant without F.
+//   3. Durability (options.fsync), one sync per write where the file system allows:
+//      * ext4, xfs, btrfs, tmpfs ("one sync"): fsync(T's descriptor), i.e. of the new F, after
+//        the rename. These file systems journal metadata in order, and the rename changed the
+//        new F's inode (ctime), so the journal commit that fsync waits for contains the rename
+//        and everything before it: on return both the data and the name F -> n+1 are durable.
+//      * any other file system ("strict", POSIX alone): fsync(T) before step 2 and fsync of the
+//        directory after it -- two syncs, nothing assumed.
 //
-// Invariant: at every instant F is absent (never written), or a complete generation (n before
-// step 3, n+1 after, rename being atomic), and F.bak, if present, is a complete older
-// generation. A crash
-//   * during/after 1: a stray T (removed by the next Lock()); F and F.bak untouched;
-//   * after the link in 2: additionally a stray L (removed by the next Lock());
-//   * after the rename in 2: F.bak == F == generation n (generation n-1 is dropped; still valid);
-//   * after 3 but before 4: the directory may come back with any subset of steps 2 and 3 on
-//     disk. T's data was fsync'ed before the rename, so F is n or n+1, complete either way; and
-//     even if the file system persisted 3 but not 2 (POSIX promises no order without an fsync
-//     between them; ext4 and xfs journal them in order in practice), F.bak is generation n-1,
-//     older but complete. So no fsync between 2 and 3 is needed for the invariant.
-// After 4 returns, n+1 (and the .bak) survive a power loss. With options.fsync == false steps 1
-// and 4 skip fsync: the rename can then reach the disk before T's data (ext4's auto_da_alloc
-// narrows but does not close that window), which is the trade-off that option makes.
-//
-// If F and F.bak are already the same inode (a crash right after step 2), rename(L -> F.bak) is a
-// no-op that leaves L behind (POSIX: renaming between two links of the same file does nothing), so
-// L is unlinked afterwards in any case.
+// Invariant: at every instant F is absent (never written), or a complete generation: n before
+// the exchange/rename, n+1 after (both atomic), and F.bak, if present, is a complete older
+// generation. A process crash (kill -9) at any point loses nothing that Store() returned for:
+// the page cache outlives the process. A power loss or kernel crash
+//   * before step 2: a stray T (removed by the next Lock()); F and F.bak untouched;
+//   * between the exchange and the rename to F.bak: F = n+1, a stray T holding n (removed by
+//     the next Lock(); F.bak stays n-1, older but complete);
+//   * after step 2, before step 3 returned: n+1 was not acknowledged. Strict mode: T's data was
+//     synced before the rename, so F is n or n+1, complete. One-sync mode: ext4 (auto_da_alloc,
+//     on by default) writes a file renamed over another before committing the rename, so F is
+//     n or n+1; on a file system without that guarantee F could come back torn -- and is then
+//     refused by its seal, never served (fail closed; nothing acknowledged is lost: F.bak is n).
+// After step 3 returns, n+1 survives a power loss. With options.fsync == false nothing is synced:
+// state still survives a vtpm crash, not a host crash (the trade-off that option makes).
 //
 // Refused generations: when Load() found F damaged and served F.bak instead, or after
 // FallBackToPreviousGeneration(), step 2 must not make the refused F the new F.bak (that would
-// destroy the one good generation left): it links F to F.rejected instead, keeping F.bak. Keeping
-// the refused file matters e.g. after a libtpms downgrade: the newer libtpms can still read it.
+// destroy the one good generation left): it is moved to F.rejected instead, keeping F.bak.
+// Keeping the refused file matters e.g. after a libtpms downgrade: the newer libtpms can still
+// read it.
 //
 // Delete(name) unlinks F.bak first, then F, then fsyncs the directory. A crash in between leaves
 // F with no .bak (as if the delete had not started, minus the old generation); the other order
-// could leave only F.bak, which FallBackToPreviousGeneration() would resurrect -- wrong for a
-// deleted volatilestate (resuming a consumed suspend image) and for a deliberately deleted TPM.
+// could leave only F.bak, which a fallback would resurrect -- wrong for a deleted
+// volatilestate (resuming a consumed suspend image) and for a deliberately deleted TPM.
+//
+// Failing closed: Load() and FallBackToPreviousGeneration() never serve an older generation
+// unless options.use_previous_on_damage says the user consented; otherwise the error names the
+// damaged file and the recovery (`vtpm state show/rollback`, or `--tpmstate ...,backup`).
 
 #include "state/dir_store.h"
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <linux/magic.h>
+#include <stdio.h>  // renameat2
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
-
-#include "state/blob.h"
 
 namespace vtpm::state {
 namespace {
@@ -189,37 +197,109 @@ Error WithPath(const std::string& path, Error e) {
   return e;
 }
 
+// Reads one state file and checks its framing and seal; nullopt if absent.
+Result<std::optional<StateFile>> ReadStateFileAt(int dir_fd, const std::string& file,
+                                                 const std::string& path) {
+  VTPM_ASSIGN_OR_RETURN(std::optional<Bytes> raw, ReadRawFile(dir_fd, file, path));
+  if (!raw) return std::optional<StateFile>();
+  Result<StateFile> f = DecodeStateFile(*raw);
+  if (!f) return tl::unexpected<Error>(WithPath(path, std::move(f.error())));
+  return std::optional<StateFile>(std::move(*f));
+}
+
+StateFileInfo InspectFile(int dir_fd, const std::string& dir, const std::string& file) {
+  StateFileInfo info;
+  info.file = file;
+  const std::string path = JoinPath(dir, file);
+  Result<std::optional<struct stat>> st = StatNoFollow(dir_fd, file, path);
+  if (st && !*st) return info;
+  info.present = true;
+  if (!st) {
+    info.damage = std::move(st.error());
+    return info;
+  }
+  info.size = static_cast<uint64_t>((*st)->st_size);
+  info.mtime = std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::seconds((*st)->st_mtim.tv_sec) +
+          std::chrono::nanoseconds((*st)->st_mtim.tv_nsec)));
+  Result<std::optional<StateFile>> f = ReadStateFileAt(dir_fd, file, path);
+  if (!f) {
+    info.damage = std::move(f.error());
+  } else if (!*f) {
+    info.present = false;  // removed meanwhile
+  } else {
+    info.generation = (*f)->generation;
+    info.sealed = info.generation.has_value();
+  }
+  return info;
+}
+
+Result<std::vector<BlobGenerations>> InspectDirFd(int dir_fd, const std::string& dir,
+                                                  TpmVersion version) {
+  std::vector<BlobGenerations> out;
+  for (std::string_view name : kAllNames) {
+    BlobGenerations g;
+    g.name = std::string(name);
+    const std::string file = fmt::format("{}{}", StateFilePrefix(version), name);
+    g.newest = InspectFile(dir_fd, dir, file);
+    g.previous = InspectFile(dir_fd, dir, file + std::string(kBakSuffix));
+    g.rejected = InspectFile(dir_fd, dir, file + std::string(kRejectedSuffix));
+    if (g.newest.present || g.previous.present || g.rejected.present) out.push_back(std::move(g));
+  }
+  return out;
+}
+
+// "generation 42, 1359 bytes, written 2026-12-02 13:00:01 UTC".
+std::string Describe(const StateFileInfo& f) {
+  if (!f.present) return "absent";
+  std::string gen = f.generation ? fmt::format("generation {}", *f.generation)
+                                 : std::string(f.damage ? "generation unknown" : "no seal");
+  return fmt::format("{}, {} bytes, written {:%Y-%m-%d %H:%M:%S} UTC", gen, f.size,
+                     std::chrono::floor<std::chrono::seconds>(f.mtime));
+}
+
+// A newest permall that is missing while its .bak exists: the state was lost (deleted by hand,
+// or moved to lost+found by a file system repair). vtpm never deletes permall but through
+// Delete(), which removes the .bak first, so this is never a state vtpm left.
+Error MissingNewest(const std::string& path, const std::string& bak_path) {
+  return Error{Errc::kCorrupt,
+               fmt::format("{} is missing but its previous generation {} exists: the newest TPM "
+                           "state was lost (deleted, or moved away by a file system repair), and "
+                           "starting would make a new TPM with new keys",
+                           path, bak_path)};
+}
+
+// The file system persists a rename together with a later fsync of the renamed file (see the
+// crash analysis above).
+bool OneSyncFileSystem(int dir_fd) {
+  struct statfs sf {};
+  if (fstatfs(dir_fd, &sf) != 0) return false;
+  switch (static_cast<unsigned long>(sf.f_type)) {
+    case EXT4_SUPER_MAGIC:  // also ext2/ext3 (same magic; the ext4 driver serves them)
+    case XFS_SUPER_MAGIC:
+    case BTRFS_SUPER_MAGIC:
+    case TMPFS_MAGIC:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 std::string_view StateFilePrefix(TpmVersion version) {
   return version == TpmVersion::kTpm2 ? "tpm2-00." : "tpm-00.";
 }
 
-Result<std::vector<StateBlobInfo>> ListStateBlobs(const std::string& directory,
-                                                  TpmVersion version) {
+Result<std::vector<BlobGenerations>> InspectStateDir(const std::string& directory,
+                                                     TpmVersion version) {
   UniqueFd dir(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dir) {
     return IoError(fmt::format("cannot open state directory {}", directory), errno,
                    "check that it exists and that this user may read it");
   }
-  std::vector<StateBlobInfo> out;
-  for (std::string_view name : kAllNames) {
-    StateBlobInfo info;
-    info.name = std::string(name);
-    info.file = fmt::format("{}{}", StateFilePrefix(version), name);
-    const std::string path = JoinPath(directory, info.file);
-    VTPM_ASSIGN_OR_RETURN(auto st, StatNoFollow(dir.get(), info.file, path));
-    if (!st) continue;
-    if (!S_ISREG(st->st_mode)) return NotRegular(path, *st, "cannot list it");
-    info.size = static_cast<uint64_t>(st->st_size);
-    const std::string bak = info.file + std::string(kBakSuffix);
-    VTPM_ASSIGN_OR_RETURN(auto bst, StatNoFollow(dir.get(), bak, JoinPath(directory, bak)));
-    if (bst && S_ISREG(bst->st_mode)) {
-      info.previous_generation_size = static_cast<uint64_t>(bst->st_size);
-    }
-    out.push_back(std::move(info));
-  }
-  return out;
+  return InspectDirFd(dir.get(), directory, version);
 }
 
 Result<std::unique_ptr<DirStore>> DirStore::Open(const DirStoreOptions& options, Logger logger) {
@@ -257,7 +337,10 @@ Result<std::unique_ptr<DirStore>> DirStore::Open(const DirStoreOptions& options,
 }
 
 DirStore::DirStore(DirStoreOptions options, Logger logger, UniqueFd dir_fd)
-    : options_(std::move(options)), logger_(std::move(logger)), dir_fd_(std::move(dir_fd)) {}
+    : options_(std::move(options)),
+      logger_(std::move(logger)),
+      dir_fd_(std::move(dir_fd)),
+      one_sync_(!options_.strict_sync && OneSyncFileSystem(dir_fd_.get())) {}
 
 DirStore::~DirStore() { Unlock(); }
 
@@ -365,13 +448,52 @@ void DirStore::RemoveStaleTemps() {
   }
 }
 
-Result<std::optional<Bytes>> DirStore::ReadBlobFile(const std::string& file) {
-  const std::string path = Path(file);
-  VTPM_ASSIGN_OR_RETURN(std::optional<Bytes> raw, ReadRawFile(dir_fd_.get(), file, path));
-  if (!raw) return std::optional<Bytes>();
-  Result<Bytes> blob = DecodeFileBlob(*raw);
-  if (!blob) return tl::unexpected<Error>(WithPath(path, std::move(blob.error())));
-  return std::optional<Bytes>(std::move(*blob));
+Result<std::optional<StateFile>> DirStore::ReadStateFile(const std::string& file) const {
+  return ReadStateFileAt(dir_fd_.get(), file, Path(file));
+}
+
+Error DirStore::Refused(const std::string& name, Error damage) const {
+  const std::string file = FileName(name);
+  const std::string bak = file + std::string(kBakSuffix);
+  const StateFileInfo previous = InspectFile(dir_fd_.get(), options_.directory, bak);
+  const std::string& dir = options_.directory;
+  std::string msg =
+      fmt::format("{}. The TPM does not start from older state without consent", damage.message);
+  if (name != kPermallName) {
+    msg += fmt::format(
+        ": to start without this {} (a suspended TPM state; the guest then boots as after a power "
+        "cut), run `vtpm state rollback --tpmstate dir={}` or start with `--tpmstate "
+        "dir={},backup`",
+        name, dir, dir);
+  } else if (previous.usable()) {
+    msg += fmt::format(
+        ". The previous generation {} ({}) is intact: to start from it, losing what the TPM "
+        "changed after it was written, run `vtpm state rollback --tpmstate dir={}` or start "
+        "with `--tpmstate dir={},backup`. `vtpm state show --tpmstate dir={}` lists the "
+        "generations",
+        Path(bak), Describe(previous), dir, dir, dir);
+  } else {
+    msg += fmt::format(
+        ", and there is no intact previous generation ({}: {}). Restore the state directory from "
+        "a backup; to give this TPM up instead (its keys and sealed data are lost), move the "
+        "{}* files away and a new TPM is made",
+        Path(bak), previous.present ? previous.damage->message : "absent",
+        Path(StateFilePrefix(options_.tpm_version).data()));
+  }
+  return Error{Errc::kCorrupt, std::move(msg), damage.sys_errno, 0};
+}
+
+bool DirStore::FallBackLocked(std::string_view why) {
+  const std::string bak = FileName(kPermallName) + std::string(kBakSuffix);
+  fallen_back_ = true;
+  written_since_fallback_.clear();
+  on_disk_.clear();
+  logger_->warn(
+      "{}; using the previous generation {} instead, as --tpmstate ...,backup allows (older TPM "
+      "state: what changed after it was written is lost). The volatile state of the newer "
+      "generation is set aside; the refused files will be kept as *{} when overwritten",
+      why, Path(bak), kRejectedSuffix);
+  return true;
 }
 
 Result<std::optional<Bytes>> DirStore::Load(std::string_view name_view) {
@@ -380,36 +502,75 @@ Result<std::optional<Bytes>> DirStore::Load(std::string_view name_view) {
   const std::string name(name_view);
   const std::string file = FileName(name);
   const std::string bak = file + std::string(kBakSuffix);
-  if (ServesPrevious(name)) return ReadBlobFile(bak);
-
-  Result<std::optional<Bytes>> newest = ReadBlobFile(file);
-  if (newest) {
-    if (*newest) {
-      on_disk_[name] = **newest;
-    } else {
-      on_disk_.erase(name);
+  if (ServesPrevious(name)) {
+    // Only permall has a usable previous generation; the newer generation's other blobs are set
+    // aside, never mixed with it.
+    if (name != kPermallName) return std::optional<Bytes>();
+    VTPM_ASSIGN_OR_RETURN(std::optional<StateFile> prev, ReadStateFile(bak));
+    if (!prev) {
+      return Fail(Errc::kNotFound, fmt::format("{} disappeared while the TPM was using it; "
+                                               "another process changed the state directory",
+                                               Path(bak)));
     }
-    return newest;
+    return std::optional<Bytes>(std::move(prev->blob));
   }
-  if (!IsDamage(newest.error())) return newest;
 
-  Result<std::optional<Bytes>> previous = ReadBlobFile(bak);
-  if (!previous) {
-    newest.error().message +=
-        fmt::format("; the previous generation is unusable too: {}", previous.error().message);
-    return newest;
+  Result<std::optional<StateFile>> newest = ReadStateFile(file);
+  if (newest && *newest) {
+    on_disk_[name] = (*newest)->blob;
+    return std::optional<Bytes>(std::move((*newest)->blob));
   }
-  if (!*previous) {
-    newest.error().message +=
-        fmt::format("; there is no previous generation ({}) to fall back to", Path(bak));
-    return newest;
+  if (newest) {  // absent
+    on_disk_.erase(name);
+    if (name == kPermallName) {
+      VTPM_ASSIGN_OR_RETURN(const auto bst, StatNoFollow(dir_fd_.get(), bak, Path(bak)));
+      if (bst) return LoadDamaged(name, MissingNewest(Path(file), Path(bak)));
+    }
+    return std::optional<Bytes>();
   }
-  logger_->warn(
-      "{}; using the previous generation {} instead (older TPM state). The damaged file "
-      "will be moved to {}{} when this blob is next written",
-      newest.error().message, Path(bak), Path(file), kRejectedSuffix);
-  newest_rejected_.insert(name);
-  return previous;
+  if (!IsDamage(newest.error())) return tl::unexpected<Error>(std::move(newest.error()));
+  return LoadDamaged(name, std::move(newest.error()));
+}
+
+Result<std::optional<Bytes>> DirStore::LoadDamaged(const std::string& name, Error damage) {
+  on_disk_.erase(name);
+  if (!options_.use_previous_on_damage)
+    return tl::unexpected<Error>(Refused(name, std::move(damage)));
+  const std::string file = FileName(name);
+  if (name != kPermallName) {
+    logger_->warn(
+        "{}; setting it aside, as --tpmstate ...,backup allows: the TPM starts without it. It "
+        "will be moved to {}{} when this blob is next written",
+        damage.message, Path(file), kRejectedSuffix);
+    newest_rejected_.insert(name);
+    return std::optional<Bytes>();
+  }
+  const std::string bak = file + std::string(kBakSuffix);
+  Result<std::optional<StateFile>> prev = ReadStateFile(bak);
+  if (!prev || !*prev) {
+    damage.message +=
+        prev ? fmt::format("; there is no previous generation ({}) to fall back to", Path(bak))
+             : fmt::format("; the previous generation is unusable too: {}", prev.error().message);
+    return tl::unexpected<Error>(std::move(damage));
+  }
+  FallBackLocked(damage.message);
+  return std::optional<Bytes>(std::move((*prev)->blob));
+}
+
+uint64_t DirStore::NextGeneration(const std::string& name) {
+  auto it = generation_.find(name);
+  if (it == generation_.end()) {
+    // First write of this blob by this process: continue after every generation in the directory.
+    uint64_t highest = 0;
+    const std::string file = FileName(name);
+    for (const std::string& f :
+         {file, file + std::string(kBakSuffix), file + std::string(kRejectedSuffix)}) {
+      Result<std::optional<StateFile>> r = ReadStateFile(f);
+      if (r && *r && (*r)->generation) highest = std::max(highest, *(*r)->generation);
+    }
+    it = generation_.emplace(name, highest).first;
+  }
+  return it->second + 1;
 }
 
 Result<UniqueFd> DirStore::CreateTemp(const std::string& file, std::string_view kind,
@@ -429,8 +590,8 @@ Result<UniqueFd> DirStore::CreateTemp(const std::string& file, std::string_view 
                                      options_.directory, file, kTempInfix));
 }
 
-Status DirStore::WriteTempFile(const std::string& file, std::string_view kind, ByteSpan contents,
-                               std::string* tmp) {
+Result<UniqueFd> DirStore::WriteTempFile(const std::string& file, std::string_view kind,
+                                         ByteSpan contents, std::string* tmp) {
   VTPM_ASSIGN_OR_RETURN(UniqueFd fd, CreateTemp(file, kind, tmp));
   const std::string path = Path(*tmp);
   Status s = [&]() -> Status {
@@ -439,18 +600,18 @@ Status DirStore::WriteTempFile(const std::string& file, std::string_view kind, B
       return IoError(fmt::format("cannot chmod {}", path), errno, "check the file system");
     }
     VTPM_RETURN_IF_ERROR(WriteAll(fd.get(), contents, path));
-    if (options_.fsync && fsync(fd.get()) != 0) {
+    // Strict mode: the data is durable before any rename makes it visible.
+    if (options_.fsync && !one_sync_ && fsync(fd.get()) != 0) {
       return IoError(fmt::format("cannot fsync {}", path), errno,
                      "check the file system, and the AppArmor/SELinux policy (or disable fsync)");
     }
-    if (::close(fd.release()) != 0) {
-      return IoError(fmt::format("cannot write {}", path), errno,
-                     "check free space and the file system");
-    }
     return Ok();
   }();
-  if (!s) unlinkat(dir_fd_.get(), tmp->c_str(), 0);
-  return s;
+  if (!s) {
+    unlinkat(dir_fd_.get(), tmp->c_str(), 0);
+    return tl::unexpected<Error>(std::move(s.error()));
+  }
+  return fd;
 }
 
 Status DirStore::PreserveCurrent(const std::string& file, const std::string& as) {
@@ -464,7 +625,7 @@ Status DirStore::PreserveCurrent(const std::string& file, const std::string& as)
     // No hard links on this file system: copy the bytes instead.
     VTPM_ASSIGN_OR_RETURN(std::optional<Bytes> raw, ReadRawFile(dir_fd_.get(), file, Path(file)));
     if (!raw) return Ok();  // vanished meanwhile: nothing to preserve
-    VTPM_RETURN_IF_ERROR(WriteTempFile(file, "copy", *raw, &tmp));
+    VTPM_ASSIGN_OR_RETURN(UniqueFd copy, WriteTempFile(file, "copy", *raw, &tmp));
   }
   Status s;
   if (renameat(dir_fd_.get(), tmp.c_str(), dir_fd_.get(), as.c_str()) != 0) {
@@ -474,6 +635,38 @@ Status DirStore::PreserveCurrent(const std::string& file, const std::string& as)
   // Gone after a successful rename, except when |as| already was a link to the same file.
   unlinkat(dir_fd_.get(), tmp.c_str(), 0);
   return s;
+}
+
+Status DirStore::Install(const std::string& tmp, const std::string& file,
+                         const std::string& keep_as) {
+  auto rename_error = [&](const std::string& from, const std::string& to) {
+    return IoError(fmt::format("cannot rename {} to {}", Path(from), Path(to)), errno,
+                   "check that this user may write the state directory");
+  };
+  if (keep_as.empty()) {
+    if (renameat(dir_fd_.get(), tmp.c_str(), dir_fd_.get(), file.c_str()) != 0) {
+      return rename_error(tmp, file);
+    }
+    return Ok();
+  }
+  if (renameat2(dir_fd_.get(), tmp.c_str(), dir_fd_.get(), file.c_str(), RENAME_EXCHANGE) == 0) {
+    // |file| is the new generation now; |tmp| holds the one it replaced.
+    if (renameat(dir_fd_.get(), tmp.c_str(), dir_fd_.get(), keep_as.c_str()) != 0) {
+      logger_->warn("{} is written, but the generation it replaced could not be kept as {}: {}",
+                    Path(file), Path(keep_as), std::strerror(errno));
+    }
+    // Gone after the rename, except when |keep_as| already was a link to the same file (a
+    // rename between two links of one file does nothing).
+    unlinkat(dir_fd_.get(), tmp.c_str(), 0);
+    return Ok();
+  }
+  if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) return rename_error(tmp, file);
+  // No RENAME_EXCHANGE on this file system: keep a hard link (or a copy), then replace.
+  VTPM_RETURN_IF_ERROR(PreserveCurrent(file, keep_as));
+  if (renameat(dir_fd_.get(), tmp.c_str(), dir_fd_.get(), file.c_str()) != 0) {
+    return rename_error(tmp, file);
+  }
+  return Ok();
 }
 
 Status DirStore::SyncDir() {
@@ -507,30 +700,34 @@ Status DirStore::Store(std::string_view name_view, ByteSpan data) {
                         StatNoFollow(dir_fd_.get(), file, path));
   if (st && !S_ISREG(st->st_mode)) return NotRegular(path, *st, "refusing to replace it");
 
+  const uint64_t generation = NextGeneration(name);
   std::string tmp;
-  VTPM_RETURN_IF_ERROR(WriteTempFile(file, "tmp", EncodeFileBlob(data), &tmp));
-
-  if (st) {
-    const bool refused = newest_rejected_.contains(name) || ServesPrevious(name);
-    const std::string keep_as = file + std::string(refused ? kRejectedSuffix : kBakSuffix);
-    if (Status s = PreserveCurrent(file, keep_as); !s) {
-      unlinkat(dir_fd_.get(), tmp.c_str(), 0);
-      return s;
-    }
-    if (refused) {
-      logger_->warn("moved the refused state file {} to {}; {}{} stays the previous generation",
-                    path, Path(keep_as), path, kBakSuffix);
-    }
-  }
-  if (renameat(dir_fd_.get(), tmp.c_str(), dir_fd_.get(), file.c_str()) != 0) {
-    const int err = errno;
+  VTPM_ASSIGN_OR_RETURN(UniqueFd fd,
+                        WriteTempFile(file, "tmp", EncodeSealedFileBlob(data, generation), &tmp));
+  const bool refused = st && (newest_rejected_.contains(name) || ServesPrevious(name));
+  const std::string keep_as =
+      st ? file + std::string(refused ? kRejectedSuffix : kBakSuffix) : std::string();
+  if (Status s = Install(tmp, file, keep_as); !s) {
     unlinkat(dir_fd_.get(), tmp.c_str(), 0);
-    return IoError(fmt::format("cannot rename {} to {}", Path(tmp), path), err,
-                   "check that this user may write the state directory");
+    return s;
+  }
+  if (refused) {
+    logger_->warn("moved the refused state file {} to {}; {}{} stays the previous generation", path,
+                  Path(keep_as), path, kBakSuffix);
   }
   newest_rejected_.erase(name);
   if (fallen_back_) written_since_fallback_.insert(name);
-  VTPM_RETURN_IF_ERROR(SyncDir());
+  generation_[name] = generation;
+  if (options_.fsync) {
+    if (one_sync_ ? fsync(fd.get()) != 0 : !SyncDir()) {
+      return IoError(fmt::format("cannot make {} durable (fsync)", path), errno,
+                     "check the file system, and the AppArmor/SELinux policy (or disable fsync)");
+    }
+  }
+  if (::close(fd.release()) != 0) {
+    return IoError(fmt::format("cannot write {}", path), errno,
+                   "check free space and the file system");
+  }
   on_disk_[name].assign(data.begin(), data.end());
   return Ok();
 }
@@ -561,25 +758,28 @@ Status DirStore::Delete(std::string_view name_view, bool must_exist) {
 
 bool DirStore::FallBackToPreviousGeneration() {
   std::lock_guard lock(mu_);
+  const std::string file = FileName(kPermallName);
   if (fallen_back_) {
     logger_->error("state in {}: already using the previous generation; there is no older one",
                    options_.directory);
     return false;
   }
-  const std::string bak = FileName(kPermallName) + std::string(kBakSuffix);
-  Result<std::optional<struct stat>> st = StatNoFollow(dir_fd_.get(), bak, Path(bak));
-  if (!st || !*st || !S_ISREG((*st)->st_mode)) {
-    logger_->error("cannot fall back to the previous generation of the TPM state: {} {}", Path(bak),
-                   st ? "does not exist (or is not a regular file)" : st.error().message);
+  const Error refused{Errc::kCorrupt,
+                      fmt::format("libtpms refused {} (its reason is logged above: state from a "
+                                  "newer libtpms, or damage its seal cannot show)",
+                                  Path(file))};
+  if (!options_.use_previous_on_damage) {
+    logger_->error("{}", Refused(std::string(kPermallName), refused).message);
     return false;
   }
-  fallen_back_ = true;
-  written_since_fallback_.clear();
-  logger_->warn(
-      "falling back to the previous generation of the TPM state ({}, older than {}); the "
-      "newer files will be kept as *{} when overwritten",
-      Path(bak), Path(FileName(kPermallName)), kRejectedSuffix);
-  return true;
+  const std::string bak = file + std::string(kBakSuffix);
+  Result<std::optional<StateFile>> prev = ReadStateFile(bak);
+  if (!prev || !*prev) {
+    logger_->error("cannot fall back to the previous generation of the TPM state: {}",
+                   prev ? Path(bak) + " does not exist" : prev.error().message);
+    return false;
+  }
+  return FallBackLocked(refused.message);
 }
 
 Result<bool> DirStore::HasState() {
@@ -589,6 +789,127 @@ Result<bool> DirStore::HasState() {
   if (!st) return false;
   if (!S_ISREG(st->st_mode)) return NotRegular(Path(file), *st, "cannot use it");
   return true;
+}
+
+Result<std::vector<BlobGenerations>> DirStore::Inspect() const {
+  return InspectDirFd(dir_fd_.get(), options_.directory, options_.tpm_version);
+}
+
+Status DirStore::CheckStartable() const {
+  VTPM_ASSIGN_OR_RETURN(const std::vector<BlobGenerations> blobs, Inspect());
+  for (const BlobGenerations& b : blobs) {
+    const bool permall = b.name == kPermallName;
+    std::optional<Error> damage = b.newest.damage;
+    if (!b.newest.present && permall && b.previous.present) {
+      damage = MissingNewest(Path(b.newest.file), Path(b.previous.file));
+    }
+    if (!damage) continue;
+    if (!IsDamage(*damage)) return tl::unexpected<Error>(*damage);
+    if (!options_.use_previous_on_damage) return tl::unexpected<Error>(Refused(b.name, *damage));
+    if (permall && !b.previous.usable()) {
+      return Fail(Errc::kCorrupt,
+                  fmt::format("{}; the previous generation {} is {} too, so even "
+                              "--tpmstate ...,backup cannot start this TPM: restore the state "
+                              "directory from a backup",
+                              damage->message, Path(b.previous.file),
+                              b.previous.present ? "damaged" : "missing"));
+    }
+  }
+  return Ok();
+}
+
+Result<std::string> DirStore::DescribeRollback() const {
+  VTPM_ASSIGN_OR_RETURN(const std::vector<BlobGenerations> blobs, Inspect());
+  const BlobGenerations* perm = nullptr;
+  for (const BlobGenerations& b : blobs) {
+    if (b.name == kPermallName) perm = &b;
+  }
+  if (perm == nullptr || !perm->previous.usable()) {
+    return Fail(
+        Errc::kFailedPrecondition,
+        fmt::format("there is nothing to roll back to: {} {}",
+                    Path(FileName(kPermallName) + std::string(kBakSuffix)),
+                    perm && perm->previous.present ? "is damaged: " + perm->previous.damage->message
+                                                   : std::string("does not exist")));
+  }
+  std::string out = fmt::format("Roll back the TPM state in {} to its previous generation:\n",
+                                options_.directory);
+  if (perm->newest.present) {
+    out += fmt::format("  {} ({}{}) -> kept as {}{}\n", perm->newest.file, Describe(perm->newest),
+                       perm->newest.damage ? ", DAMAGED" : ", intact", perm->newest.file,
+                       kRejectedSuffix);
+  }
+  out += fmt::format("  {} ({}) -> becomes {}\n", perm->previous.file, Describe(perm->previous),
+                     FileName(kPermallName));
+  for (const BlobGenerations& b : blobs) {
+    if (b.name != kPermallName && b.newest.present) {
+      out += fmt::format("  {} ({}) -> set aside as {}{}: it belongs to the newer generation\n",
+                         b.newest.file, Describe(b.newest), b.newest.file, kRejectedSuffix);
+    }
+  }
+  std::string span;
+  if (perm->newest.generation && perm->previous.generation &&
+      *perm->newest.generation > *perm->previous.generation) {
+    span = fmt::format(" ({} write(s) of the permanent state)",
+                       *perm->newest.generation - *perm->previous.generation);
+  }
+  out += fmt::format(
+      "Lost: everything the TPM changed after {:%Y-%m-%d %H:%M:%S} UTC{} -- NV indices and "
+      "counters written since, keys made persistent or evicted, hierarchy and lockout changes, "
+      "dictionary-attack state. The guest sees a TPM that went back in time.\n",
+      std::chrono::floor<std::chrono::seconds>(perm->previous.mtime), span);
+  return out;
+}
+
+Status DirStore::SetAside(const std::string& file, const std::string& as) {
+  if (renameat(dir_fd_.get(), file.c_str(), dir_fd_.get(), as.c_str()) != 0 && errno != ENOENT) {
+    return IoError(fmt::format("cannot rename {} to {}", Path(file), Path(as)), errno,
+                   "check that this user may write the state directory");
+  }
+  return Ok();
+}
+
+Status DirStore::RollBackToPrevious() {
+  std::lock_guard lock(mu_);
+  if (!lock_fd_) {
+    return Fail(Errc::kFailedPrecondition, "the state directory must be locked to roll it back");
+  }
+  const std::string file = FileName(kPermallName);
+  const std::string bak = file + std::string(kBakSuffix);
+  const std::string rejected = file + std::string(kRejectedSuffix);
+  VTPM_ASSIGN_OR_RETURN(const std::optional<StateFile> prev, ReadStateFile(bak));
+  if (!prev) return Fail(Errc::kFailedPrecondition, fmt::format("{} does not exist", Path(bak)));
+  // The other blobs of the newer generation go first: a crash after this leaves the newest
+  // permall without its volatile state (no rollback yet), never older permall + newer volatile.
+  for (std::string_view other : {kVolatileStateName, kSaveStateName}) {
+    const std::string f = FileName(other);
+    VTPM_RETURN_IF_ERROR(SetAside(f, f + std::string(kRejectedSuffix)));
+  }
+  VTPM_ASSIGN_OR_RETURN(const auto st, StatNoFollow(dir_fd_.get(), file, Path(file)));
+  if (st &&
+      renameat2(dir_fd_.get(), bak.c_str(), dir_fd_.get(), file.c_str(), RENAME_EXCHANGE) == 0) {
+    VTPM_RETURN_IF_ERROR(SetAside(bak, rejected));  // |bak| holds the refused newest now
+  } else {
+    if (st) VTPM_RETURN_IF_ERROR(PreserveCurrent(file, rejected));
+    if (renameat(dir_fd_.get(), bak.c_str(), dir_fd_.get(), file.c_str()) != 0) {
+      return IoError(fmt::format("cannot rename {} to {}", Path(bak), Path(file)), errno,
+                     "check that this user may write the state directory");
+    }
+  }
+  if (fsync(dir_fd_.get()) != 0) {
+    return IoError(fmt::format("cannot fsync state directory {}", options_.directory), errno,
+                   "check the file system");
+  }
+  on_disk_.clear();
+  generation_.clear();
+  newest_rejected_.clear();
+  written_since_fallback_.clear();
+  fallen_back_ = false;
+  logger_->warn(
+      "rolled the TPM state in {} back to its previous generation ({} -> {}; the "
+      "replaced file is {})",
+      options_.directory, Path(bak), Path(file), Path(rejected));
+  return Ok();
 }
 
 }  // namespace vtpm::state

@@ -42,7 +42,8 @@ struct TpmFixture {
                       bool auto_shutdown = true) {
     Open(version, auto_shutdown);
   }
-  void Open(engine::TpmVersion version, bool auto_shutdown) {
+  // |use_previous_on_damage|: the store's consent to older state (`--tpmstate ...,backup`).
+  void Open(engine::TpmVersion version, bool auto_shutdown, bool use_previous_on_damage = false) {
     eng.reset();
     store.reset();
     state::DirStoreOptions so;
@@ -50,6 +51,7 @@ struct TpmFixture {
     so.tpm_version = version == engine::TpmVersion::kTpm20 ? state::TpmVersion::kTpm2
                                                            : state::TpmVersion::kTpm12;
     so.fsync = false;
+    so.use_previous_on_damage = use_previous_on_damage;
     auto s = state::DirStore::Open(so, log);
     if (!s) std::abort();
     store = std::move(*s);

@@ -12,10 +12,11 @@ struct Subcommand {
   vtpm::tools::Runner (*add)(CLI::App&);
 };
 
-constexpr std::array<Subcommand, 3> kSubcommands = {{
+constexpr std::array<Subcommand, 4> kSubcommands = {{
     {"socket", vtpm::tools::AddSocketCommand},
     {"setup", vtpm::tools::AddSetupCommand},
     {"ek", vtpm::tools::AddEkCommand},
+    {"state", vtpm::tools::AddStateCommand},
 }};
 
 }  // namespace

@@ -149,8 +149,14 @@ int RunSocket(const SocketArgs& a) {
   store_opts.tpm_version = a.tpm2 ? state::TpmVersion::kTpm2 : state::TpmVersion::kTpm12;
   store_opts.file_mode = cfg.state_mode;
   store_opts.fsync = cfg.state_fsync;
+  store_opts.use_previous_on_damage = cfg.state_backup;
   auto store = state::DirStore::Open(store_opts, *log);
   if (!store) return Die(store.error().message);
+  // Fail closed before anything is bound: a damaged state is refused now, not at CMD_INIT.
+  if (auto st = (*store)->CheckStartable(); !st) {
+    (*log)->error("refusing to start: {}", st.error().message);
+    return Die(st.error().message);
+  }
 
   engine::EngineOptions eng_opts;
   eng_opts.version = cfg.version;

@@ -4,7 +4,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
+#include "fakes/tpm_commands.h"
 #include "fakes/tpm_fixture.h"
 #include "wire/tpm_header.h"
 
@@ -12,6 +14,7 @@ namespace vtpm::engine {
 namespace {
 
 using testing::Hex;
+namespace cmd = testing::cmd;
 using testing::TpmFixture;
 
 constexpr uint32_t kRcSuccess = 0;
@@ -131,22 +134,121 @@ TEST(Engine, InfoJsonNamesTheSpecification) {
   EXPECT_EQ(*info, R"({"TPMSpecification":{"family":"2.0","level":0,"revision":164}})");
 }
 
-// A newest permall that libtpms cannot use (valid blob framing, garbage inside) makes Start()
-// fall back to the previous generation instead of leaving the TPM dead (swtpm#642).
-TEST(Engine, StartFallsBackToPreviousGenerationWhenNewestIsUnusable) {
-  TpmFixture f;
+// ---- State given and state refused --------------------------------------------------------
+
+constexpr uint32_t kIndex = 0x01500001;
+
+// Starts the TPM, defines a 4-byte NV index and writes |value| into it.
+void StartAndWrite(TpmFixture& f, std::string_view value, bool define) {
   ASSERT_TRUE(f.eng->Start(false).has_value());
   ASSERT_EQ(wire::ResponseCode(f.Run(wire::Tpm2StartupCommand(wire::kTpmSuClear))), kRcSuccess);
-  f.eng->Stop();
-  ASSERT_TRUE(f.eng->Start(false).has_value());  // writes permall again: a .bak now exists
-  f.eng->Stop();
-  auto perm = f.store->Load("permall");
-  ASSERT_TRUE(perm.has_value() && perm->has_value());
-  Bytes garbage((*perm)->size(), 0x5a);
-  ASSERT_TRUE(f.store->Store("permall", garbage).has_value());
-  ASSERT_TRUE(f.eng->Start(false).has_value());
+  if (define) {
+    ASSERT_EQ(cmd::Rc(f.Run(cmd::NvDefine(kIndex, 4))), kRcSuccess);
+  }
+  const Bytes data(value.begin(), value.end());
+  ASSERT_EQ(cmd::Rc(f.Run(cmd::NvWrite(kIndex, data))), kRcSuccess);
+}
+
+// The NV index's 4 bytes, read from a started TPM (after TPM2_Startup).
+std::string ReadIndex(TpmFixture& f) {
   EXPECT_EQ(wire::ResponseCode(f.Run(wire::Tpm2StartupCommand(wire::kTpmSuClear))), kRcSuccess);
-  EXPECT_EQ(wire::ResponseCode(f.Run(Hex("8001 0000000c 0000017b 0008"))), kRcSuccess);
+  const Bytes r = f.Run(cmd::NvRead(kIndex, 4));
+  if (cmd::Rc(r) != kRcSuccess || r.size() < 20) return "rc " + std::to_string(cmd::Rc(r));
+  return std::string(r.begin() + 16, r.begin() + 20);  // header, parameterSize, TPM2B size
+}
+
+std::map<std::string, Bytes> DirContents(const std::string& dir) {
+  std::map<std::string, Bytes> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    std::ifstream in(e.path(), std::ios::binary);
+    out[e.path().filename()] = Bytes(std::istreambuf_iterator<char>(in), {});
+  }
+  return out;
+}
+
+// A newest permall that libtpms cannot use (framing and seal fine, garbage inside -- e.g. state
+// from a newer libtpms) stops the TPM: without the user's consent there is no fallback.
+TEST(Engine, StartRefusesAnUnusableNewestStateWithoutConsent) {
+  TpmFixture f(TpmVersion::kTpm20, /*auto_shutdown=*/false);
+  StartAndWrite(f, "AAAA", true);
+  StartAndWrite(f, "BBBB", false);
+  f.eng->Stop();
+  const Bytes garbage(1400, 0x5a);
+  ASSERT_TRUE(f.store->Store("permall", garbage).has_value());  // newest garbage, .bak has BBBB
+  const auto before = DirContents(f.dir.path());
+
+  auto st = f.eng->Start(false);
+  ASSERT_FALSE(st.has_value());
+  EXPECT_EQ(st.error().code, Errc::kTpm);
+  EXPECT_FALSE(f.eng->running());
+  EXPECT_EQ(DirContents(f.dir.path()), before);
+}
+
+// With consent (`--tpmstate ...,backup`) it starts from the previous generation: the NV index
+// holds what it held then.
+TEST(Engine, StartFallsBackToThePreviousGenerationWithConsent) {
+  TpmFixture f(TpmVersion::kTpm20, /*auto_shutdown=*/false);
+  StartAndWrite(f, "AAAA", true);
+  StartAndWrite(f, "BBBB", false);
+  f.eng->Stop();
+  ASSERT_TRUE(f.store->Store("permall", Bytes(1400, 0x5a)).has_value());
+  f.Open(TpmVersion::kTpm20, /*auto_shutdown=*/false, /*use_previous_on_damage=*/true);
+  ASSERT_TRUE(f.eng->Start(false).has_value());
+  EXPECT_EQ(ReadIndex(f), "BBBB");
+}
+
+// CMD_SET_STATEBLOB with bytes libtpms cannot load: the error swtpm answers (libtpms' code,
+// TPM_RC_BAD_TAG 0x1e for a blob without the permanent state's magic), and nothing changes --
+// not the store, not the TPM that starts next.
+TEST(Engine, RefusedStateBlobChangesNothing) {
+  TpmFixture f(TpmVersion::kTpm20, /*auto_shutdown=*/false);
+  StartAndWrite(f, "AAAA", true);
+  f.eng->Stop();
+  const auto before = DirContents(f.dir.path());
+  for (int i = 0; i < 2; ++i) {  // twice: the second must not push the first anywhere
+    auto st = f.eng->SetState(StateType::kPermanent, Bytes(1299, static_cast<uint8_t>(0x11 + i)));
+    ASSERT_FALSE(st.has_value());
+    EXPECT_EQ(st.error().code, Errc::kTpm);
+    EXPECT_EQ(st.error().tpm_rc, 0x1eu) << st.error().message;
+  }
+  EXPECT_EQ(DirContents(f.dir.path()), before);
+  ASSERT_TRUE(f.eng->Start(false).has_value());
+  EXPECT_EQ(ReadIndex(f), "AAAA");
+}
+
+// An accepted blob waits in memory until the TPM started from it; only then is it stored, with
+// the replaced state as the previous generation. A blob refused after it (here the volatile
+// state) leaves it in place.
+TEST(Engine, GivenStateIsStoredOnlyOnceTheTpmStartedFromIt) {
+  TpmFixture f(TpmVersion::kTpm20, /*auto_shutdown=*/false);
+  StartAndWrite(f, "AAAA", true);
+  auto aaaa = f.eng->GetState(StateType::kPermanent);
+  ASSERT_TRUE(aaaa.has_value());
+  StartAndWrite(f, "BBBB", false);
+  f.eng->Stop();
+  const auto before = DirContents(f.dir.path());
+
+  ASSERT_TRUE(f.eng->SetState(StateType::kPermanent, *aaaa).has_value());
+  EXPECT_EQ(f.eng->GetState(StateType::kPermanent).value(), *aaaa);  // what the next start uses
+  auto vol = f.eng->SetState(StateType::kVolatile, Bytes(600, 0x22));
+  ASSERT_FALSE(vol.has_value());
+  EXPECT_NE(vol.error().tpm_rc, 0u);
+  EXPECT_EQ(DirContents(f.dir.path()), before);  // nothing stored yet
+
+  ASSERT_TRUE(f.eng->Start(false).has_value());
+  EXPECT_EQ(f.store->Load("permall").value(), *aaaa);
+  EXPECT_EQ(DirContents(f.dir.path())["tpm2-00.permall.bak"],
+            before.at("tpm2-00.permall"));  // the replaced BBBB state
+  EXPECT_EQ(ReadIndex(f), "AAAA");
+}
+
+TEST(Engine, Tpm12RefusesAGarbageStateBlob) {
+  TpmFixture f(TpmVersion::kTpm12);
+  auto st = f.eng->SetState(StateType::kPermanent, Bytes(900, 0x33));
+  ASSERT_FALSE(st.has_value());
+  EXPECT_EQ(st.error().code, Errc::kTpm);
+  EXPECT_NE(st.error().tpm_rc, 0u);
+  EXPECT_TRUE(f.eng->Start(false).has_value());  // a fresh TPM 1.2, as before the blob
 }
 
 }  // namespace

@@ -146,7 +146,8 @@ TEST(BlobTest, HeaderOnly) {
 
 // ---- Malformed input ------------------------------------------------------------------------
 
-void ExpectCode(const Result<Bytes>& r, Errc code, const std::string& what) {
+template <class T>
+void ExpectCode(const Result<T>& r, Errc code, const std::string& what) {
   ASSERT_FALSE(r) << what << " was accepted";
   EXPECT_EQ(r.error().code, code) << what << ": " << r.error().message;
   EXPECT_FALSE(r.error().message.empty());
@@ -257,13 +258,93 @@ TEST(BlobTest, AmbiguousOrMissingRecords) {
              "MIGRATION_DATA without DATA");
 }
 
+// ---- vtpm's seal record ----------------------------------------------------------------------
+
+// The digest is SHA-256("vtpm-state-seal-v1" || be64 generation || payload), computed here
+// independently: python3 -c "import hashlib,struct; print(hashlib.sha256(b'vtpm-state-seal-v1' +
+// struct.pack('>Q', 7) + bytes.fromhex('deadbeef')).hexdigest())"
+TEST(BlobTest, EncodeSealedFileBlobGolden) {
+  EXPECT_EQ(ToHex(EncodeSealedFileBlob(kPayload, 7)),
+            "0201000a000000000046"  // totlen 70
+            "000100000004"
+            "deadbeef"
+            "76010000002c"  // tag 0x7601, 44 bytes
+            "01010000"      // seal version 1, SHA-256, reserved
+            "0000000000000007"
+            "8137ffa4f62444190368349e9b452988e703474974b340743ef57f0c2b0bda8d");
+  auto f = DecodeStateFile(EncodeSealedFileBlob(kPayload, 7));
+  ASSERT_TRUE(f) << f.error().message;
+  EXPECT_EQ(f->blob, kPayload);
+  EXPECT_EQ(f->generation, 7u);
+  // The unsealed swtpm form still decodes, without a generation.
+  f = DecodeStateFile(EncodeFileBlob(kPayload));
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->generation, std::nullopt);
+}
+
+// No single flipped bit of a sealed file yields other data. Every flip in the DATA record and in
+// the seal's body is refused (framing or seal). The few that are accepted leave the payload
+// intact: a header that still describes the same records (e.g. version 3, read like 2), or a seal
+// whose tag or version no longer reads as ours (the file then reads as unsealed, like swtpm's).
+TEST(BlobTest, NoFlippedBitOfASealedFileYieldsOtherData) {
+  const Bytes payload = Pattern(300, 4);
+  const Bytes good = EncodeSealedFileBlob(payload, 42);
+  const size_t seal_at = good.size() - 50;  // record header (6) + body (44)
+  auto may_be_accepted = [&](size_t i) {
+    return i < 10 || i == seal_at || i == seal_at + 1 || i == seal_at + 6;
+  };
+  for (size_t i = 0; i < good.size(); ++i) {
+    for (int bit = 0; bit < 8; ++bit) {
+      Bytes b = good;
+      b[i] ^= static_cast<uint8_t>(1u << bit);
+      auto f = DecodeStateFile(b);
+      if (!f) continue;
+      EXPECT_TRUE(may_be_accepted(i))
+          << "a flip of byte " << i << " bit " << bit << " was accepted";
+      EXPECT_EQ(f->blob, payload) << "byte " << i << " bit " << bit;
+    }
+  }
+  // A flip in the payload is named as such.
+  Bytes b = good;
+  b[100] ^= 1;
+  ExpectCode(DecodeStateFile(b), Errc::kCorrupt, "payload flip");
+  EXPECT_NE(DecodeStateFile(b).error().message.find("seal does not match"), std::string::npos);
+}
+
+TEST(BlobTest, SealRecordShapes) {
+  const Bytes data = Tlv(kTagData, kPayload);
+  const Bytes sealed = EncodeSealedFileBlob(kPayload, 1);
+  const Bytes seal(sealed.begin() + 20, sealed.end());  // after header (10) + DATA (6 + 4)
+  // An unknown seal version (a newer vtpm) is ignored: the file reads as unsealed.
+  Bytes v2 = seal;
+  v2[6] = 2;
+  auto f = DecodeStateFile(Blob(Cat({data, v2})));
+  ASSERT_TRUE(f) << f.error().message;
+  EXPECT_EQ(f->generation, std::nullopt);
+  // Known version, wrong length / digest algorithm / reserved bits: damage.
+  ExpectCode(DecodeStateFile(Blob(Cat({data, Tlv(kTagVtpmSeal, Hex("01010000"))}))), Errc::kCorrupt,
+             "short seal");
+  Bytes alg = seal;
+  alg[7] = 2;
+  ExpectCode(DecodeStateFile(Blob(Cat({data, alg}))), Errc::kCorrupt, "digest 2");
+  ExpectCode(DecodeStateFile(Blob(Cat({data, Tlv(kTagVtpmSeal, {})}))), Errc::kCorrupt,
+             "empty seal");
+  // Two seals are ambiguous.
+  ExpectCode(DecodeStateFile(Blob(Cat({data, seal, seal}))), Errc::kCorrupt, "two seals");
+  // Before DATA is as good as after it.
+  f = DecodeStateFile(Blob(Cat({seal, data})));
+  ASSERT_TRUE(f) << f.error().message;
+  EXPECT_EQ(f->generation, 1u);
+}
+
 // Random damage must never read out of bounds (run under ASan) and never crash.
 TEST(BlobTest, MutatedBlobsAreHandled) {
   std::mt19937 rng(12345);
-  const Bytes seeds[] = {EncodeFileBlob(Pattern(64, 10)), EncodeMigrationBlob(Pattern(64, 11))};
+  const Bytes seeds[] = {EncodeFileBlob(Pattern(64, 10)), EncodeMigrationBlob(Pattern(64, 11)),
+                         EncodeSealedFileBlob(Pattern(64, 12), 3)};
   int accepted = 0;
   for (int i = 0; i < 4000; ++i) {
-    Bytes b = seeds[i % 2];
+    Bytes b = seeds[i % 3];
     const int edits = 1 + static_cast<int>(rng() % 4);
     for (int e = 0; e < edits; ++e) {
       const size_t pos = rng() % b.size();

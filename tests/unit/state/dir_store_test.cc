@@ -40,11 +40,12 @@ class DirStoreTest : public ::testing::Test {
   }
   std::unique_ptr<DirStore> OpenStore() { return OpenStore(Options()); }
   // The libtpms blob inside a state file on disk.
-  Bytes Inner(const std::string& file) {
-    auto r = DecodeFileBlob(ReadFileOrDie(dir_ / file));
+  Bytes Inner(const TempDir& dir, const std::string& file) {
+    auto r = DecodeFileBlob(ReadFileOrDie(dir / file));
     EXPECT_TRUE(r.has_value()) << file << ": " << r.error().message;
     return r.value_or(Bytes{});
   }
+  Bytes Inner(const std::string& file) { return Inner(dir_, file); }
 
   TempDir dir_;
   CapturingLogger log_;
@@ -83,7 +84,7 @@ TEST_F(DirStoreTest, StoreWritesSwtpmFileFormatAndLoadReadsIt) {
   EXPECT_FALSE(store->HasState().value());
 
   ASSERT_TRUE(store->Store("permall", a_)) << "store";
-  EXPECT_EQ(ReadFileOrDie(dir_ / "tpm2-00.permall"), EncodeFileBlob(a_));
+  EXPECT_EQ(ReadFileOrDie(dir_ / "tpm2-00.permall"), EncodeSealedFileBlob(a_, 1));
   EXPECT_EQ(store->Load("permall").value(), a_);
   EXPECT_TRUE(store->HasState().value());
   EXPECT_EQ(store->PathFor("permall"), dir_ / "tpm2-00.permall");
@@ -222,19 +223,71 @@ TEST_F(DirStoreTest, FifoIsRefusedWithoutBlocking) {
   EXPECT_EQ(r.error().code, Errc::kFailedPrecondition);
 }
 
-TEST_F(DirStoreTest, CorruptNewestFallsBackToBakWithAWarning) {
+// Writes a_ then b_ (b_ newest, a_ the .bak), then damages the newest file with |damage|.
+template <class F>
+void WriteTwoGenerationsAndDamage(DirStore& store, const TempDir& dir, const Bytes& a,
+                                  const Bytes& b, F damage) {
+  ASSERT_TRUE(store.Store("permall", a));
+  ASSERT_TRUE(store.Store("permall", b));
+  Bytes file = ReadFileOrDie(dir / "tpm2-00.permall");
+  damage(file);
+  WriteFileOrDie(dir / "tpm2-00.permall", file);
+}
+
+void Truncate(Bytes& f) { f.resize(f.size() / 2); }         // torn write
+void FlipAMiddleBit(Bytes& f) { f[f.size() / 2] ^= 0x10; }  // the framing stays valid
+
+// Fail closed: the default never serves older state in place of a damaged newest one.
+TEST_F(DirStoreTest, DamagedNewestIsRefusedByDefaultNamingFileAndRecovery) {
+  for (auto damage : {Truncate, FlipAMiddleBit}) {
+    TempDir dir;
+    DirStoreOptions o = Options();
+    o.directory = dir.path();
+    auto store = OpenStore(o);
+    WriteTwoGenerationsAndDamage(*store, dir, a_, b_, damage);
+    const Bytes damaged = ReadFileOrDie(dir / "tpm2-00.permall");
+
+    auto r = store->Load("permall");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Errc::kCorrupt);
+    const std::string& m = r.error().message;
+    EXPECT_TRUE(Contains(m, dir / "tpm2-00.permall:")) << m;
+    EXPECT_TRUE(Contains(m, dir / "tpm2-00.permall.bak (generation 1,")) << m;
+    EXPECT_TRUE(Contains(m, "vtpm state rollback --tpmstate dir=" + dir.path())) << m;
+    EXPECT_TRUE(Contains(m, "--tpmstate dir=" + dir.path() + ",backup")) << m;
+    EXPECT_FALSE(store->FallBackToPreviousGeneration());
+    EXPECT_TRUE(Contains(log_.text(), "vtpm state rollback")) << log_.text();
+    EXPECT_FALSE(store->CheckStartable());
+    // Nothing changed on disk.
+    EXPECT_EQ(ReadFileOrDie(dir / "tpm2-00.permall"), damaged);
+    EXPECT_EQ(Inner(dir, "tpm2-00.permall.bak"), a_);
+  }
+}
+
+TEST_F(DirStoreTest, FlippedBitIsNamedAsSealMismatch) {
   auto store = OpenStore();
-  ASSERT_TRUE(store->Store("permall", a_));
-  ASSERT_TRUE(store->Store("permall", b_));
-  Bytes broken = ReadFileOrDie(dir_ / "tpm2-00.permall");
-  broken.resize(broken.size() / 2);  // torn write
-  WriteFileOrDie(dir_ / "tpm2-00.permall", broken);
+  WriteTwoGenerationsAndDamage(*store, dir_, a_, b_, FlipAMiddleBit);
+  auto r = store->Load("permall");
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(Contains(r.error().message, "seal does not match")) << r.error().message;
+}
+
+TEST_F(DirStoreTest, DamagedNewestFallsBackToBakWithConsent) {
+  DirStoreOptions o = Options();
+  o.use_previous_on_damage = true;
+  auto store = OpenStore(o);
+  WriteTwoGenerationsAndDamage(*store, dir_, a_, b_, Truncate);
+  const Bytes broken = ReadFileOrDie(dir_ / "tpm2-00.permall");
+  ASSERT_TRUE(store->Store("volatilestate", c_));
+  ASSERT_TRUE(store->CheckStartable());
 
   EXPECT_EQ(store->Load("permall").value(), a_);
   const std::string log = log_.text();
   EXPECT_TRUE(Contains(log, "warn")) << log;
   EXPECT_TRUE(Contains(log, dir_ / "tpm2-00.permall:")) << log;
   EXPECT_TRUE(Contains(log, dir_ / "tpm2-00.permall.bak")) << log;
+  // The volatile state belongs to the newer generation: never mixed with the older one.
+  EXPECT_EQ(store->Load("volatilestate").value(), std::nullopt);
 
   // The next write must not rotate the damaged file into .bak.
   ASSERT_TRUE(store->Store("permall", c_));
@@ -246,28 +299,88 @@ TEST_F(DirStoreTest, CorruptNewestFallsBackToBakWithAWarning) {
   EXPECT_EQ(Inner("tpm2-00.permall.bak"), c_);
 }
 
-TEST_F(DirStoreTest, CorruptNewestWithoutBakIsAnError) {
-  WriteFileOrDie(dir_ / "tpm2-00.permall", Bytes{2, 1, 0, 10});
+TEST_F(DirStoreTest, DamagedVolatileStateIsRefusedOrSetAsideWithConsent) {
+  {
+    auto store = OpenStore();
+    ASSERT_TRUE(store->Store("permall", a_));
+    ASSERT_TRUE(store->Store("volatilestate", c_));
+  }
+  Bytes vol = ReadFileOrDie(dir_ / "tpm2-00.volatilestate");
+  FlipAMiddleBit(vol);
+  WriteFileOrDie(dir_ / "tpm2-00.volatilestate", vol);
+
+  auto strict = OpenStore();
+  auto r = strict->Load("volatilestate");
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(Contains(r.error().message, "vtpm state rollback")) << r.error().message;
+  EXPECT_FALSE(strict->CheckStartable());
+  strict.reset();
+
+  DirStoreOptions o = Options();
+  o.use_previous_on_damage = true;
+  auto lenient = OpenStore(o);
+  EXPECT_TRUE(lenient->CheckStartable());
+  EXPECT_EQ(lenient->Load("permall").value(), a_);
+  EXPECT_EQ(lenient->Load("volatilestate").value(), std::nullopt);
+  ASSERT_TRUE(lenient->Store("volatilestate", b_));
+  EXPECT_EQ(ReadFileOrDie(dir_ / "tpm2-00.volatilestate.rejected"), vol);
+  EXPECT_FALSE(Exists(dir_ / "tpm2-00.volatilestate.bak"));
+}
+
+// A TPM whose permall vanished must not silently become a new TPM (new EK, sealed data lost).
+TEST_F(DirStoreTest, MissingNewestWithABakIsRefused) {
+  {
+    auto store = OpenStore();
+    ASSERT_TRUE(store->Store("permall", a_));
+    ASSERT_TRUE(store->Store("permall", b_));
+  }
+  ASSERT_EQ(::unlink((dir_ / "tpm2-00.permall").c_str()), 0);
   auto store = OpenStore();
   auto r = store->Load("permall");
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(Contains(r.error().message, "is missing but its previous generation"))
+      << r.error().message;
+  EXPECT_FALSE(store->CheckStartable());
+
+  DirStoreOptions o = Options();
+  o.use_previous_on_damage = true;
+  EXPECT_EQ(OpenStore(o)->Load("permall").value(), a_);
+}
+
+TEST_F(DirStoreTest, DamagedNewestWithoutBakIsAnError) {
+  WriteFileOrDie(dir_ / "tpm2-00.permall", Bytes{2, 1, 0, 10});
+  auto r = OpenStore()->Load("permall");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Errc::kCorrupt);
   EXPECT_TRUE(Contains(r.error().message, dir_ / "tpm2-00.permall")) << r.error().message;
+  EXPECT_TRUE(Contains(r.error().message, "no intact previous generation")) << r.error().message;
+  EXPECT_TRUE(Contains(r.error().message, "Restore the state directory from a backup"))
+      << r.error().message;
+
+  DirStoreOptions o = Options();
+  o.use_previous_on_damage = true;
+  auto lenient = OpenStore(o);
+  r = lenient->Load("permall");
+  ASSERT_FALSE(r);
   EXPECT_TRUE(Contains(r.error().message, "no previous generation")) << r.error().message;
+  EXPECT_FALSE(lenient->CheckStartable());
 }
 
-TEST_F(DirStoreTest, CorruptNewestAndCorruptBakNamesBoth) {
+TEST_F(DirStoreTest, DamagedNewestAndDamagedBakNamesBoth) {
   WriteFileOrDie(dir_ / "tpm2-00.permall", Bytes{2, 1, 0, 10});
   WriteFileOrDie(dir_ / "tpm2-00.permall.bak", Bytes{9});
-  auto store = OpenStore();
-  auto r = store->Load("permall");
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, Errc::kCorrupt);
-  EXPECT_TRUE(Contains(r.error().message, dir_ / "tpm2-00.permall:")) << r.error().message;
-  EXPECT_TRUE(Contains(r.error().message, dir_ / "tpm2-00.permall.bak:")) << r.error().message;
+  for (bool consent : {false, true}) {
+    DirStoreOptions o = Options();
+    o.use_previous_on_damage = consent;
+    auto r = OpenStore(o)->Load("permall");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Errc::kCorrupt);
+    EXPECT_TRUE(Contains(r.error().message, dir_ / "tpm2-00.permall:")) << r.error().message;
+    EXPECT_TRUE(Contains(r.error().message, dir_ / "tpm2-00.permall.bak:")) << r.error().message;
+  }
 }
 
-TEST_F(DirStoreTest, OversizedFileIsRefusedAndFallsBack) {
+TEST_F(DirStoreTest, OversizedFileIsRefusedOrFallsBackWithConsent) {
   auto store = OpenStore();
   ASSERT_TRUE(store->Store("permall", a_));
   ASSERT_TRUE(store->Store("permall", b_));
@@ -276,12 +389,19 @@ TEST_F(DirStoreTest, OversizedFileIsRefusedAndFallsBack) {
     ASSERT_TRUE(fd);
     ASSERT_EQ(::ftruncate(fd.get(), off_t{kMaxStateFileSize} + 1), 0);  // sparse: cheap
   }
-  EXPECT_EQ(store->Load("permall").value(), a_);
+  auto r = OpenStore()->Load("permall");
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(Contains(r.error().message, "more than the")) << r.error().message;
+  DirStoreOptions o = Options();
+  o.use_previous_on_damage = true;
+  EXPECT_EQ(OpenStore(o)->Load("permall").value(), a_);
   EXPECT_TRUE(Contains(log_.text(), "more than the")) << log_.text();
 }
 
 TEST_F(DirStoreTest, EncryptedNewestDoesNotFallBack) {
-  auto store = OpenStore();
+  DirStoreOptions o = Options();
+  o.use_previous_on_damage = true;
+  auto store = OpenStore(o);
   ASSERT_TRUE(store->Store("permall", a_));
   ASSERT_TRUE(store->Store("permall", b_));
   Bytes enc = ReadFileOrDie(dir_ / "tpm2-00.permall");
@@ -291,14 +411,30 @@ TEST_F(DirStoreTest, EncryptedNewestDoesNotFallBack) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Errc::kUnsupported);
   EXPECT_TRUE(Contains(r.error().message, "encryption keys")) << r.error().message;
+  EXPECT_FALSE(store->CheckStartable());
 }
 
-TEST_F(DirStoreTest, FallBackToPreviousGeneration) {
+// The engine asks for the fallback after libtpms refused a permall whose framing and seal are
+// fine (e.g. written by a newer libtpms): without consent that is refused and explained.
+TEST_F(DirStoreTest, FallBackToPreviousGenerationNeedsConsent) {
   auto store = OpenStore();
+  ASSERT_TRUE(store->Store("permall", a_));
+  ASSERT_TRUE(store->Store("permall", b_));
+  EXPECT_FALSE(store->FallBackToPreviousGeneration());
+  EXPECT_TRUE(Contains(log_.text(), "libtpms refused")) << log_.text();
+  EXPECT_TRUE(Contains(log_.text(), "vtpm state rollback")) << log_.text();
+  EXPECT_EQ(store->Load("permall").value(), b_);
+}
+
+TEST_F(DirStoreTest, FallBackToPreviousGenerationWithConsent) {
+  DirStoreOptions o = Options();
+  o.use_previous_on_damage = true;
+  auto store = OpenStore(o);
   EXPECT_FALSE(store->FallBackToPreviousGeneration());  // nothing at all
   ASSERT_TRUE(store->Store("permall", a_));
   EXPECT_FALSE(store->FallBackToPreviousGeneration());  // no .bak yet
-  ASSERT_TRUE(store->Store("volatilestate", c_));       // one generation only
+  ASSERT_TRUE(store->Store("volatilestate", c_));
+  ASSERT_TRUE(store->Store("volatilestate", b_));  // has a .bak, still never served
   ASSERT_TRUE(store->Store("permall", b_));
   EXPECT_EQ(store->Load("permall").value(), b_);
 
@@ -319,7 +455,85 @@ TEST_F(DirStoreTest, FallBackToPreviousGeneration) {
   EXPECT_EQ(Inner("tpm2-00.permall.rejected"), b_);
 
   // A fresh store (restart) sees the newest generation again.
-  EXPECT_EQ(OpenStore()->Load("volatilestate").value(), c_);
+  EXPECT_EQ(OpenStore()->Load("volatilestate").value(), b_);
+}
+
+TEST_F(DirStoreTest, GenerationsCountEveryWriteAcrossRestarts) {
+  auto gen = [&](const std::string& file) {
+    return DecodeStateFile(ReadFileOrDie(dir_ / file)).value().generation;
+  };
+  {
+    auto store = OpenStore();
+    ASSERT_TRUE(store->Store("permall", a_));
+    EXPECT_EQ(gen("tpm2-00.permall"), 1u);
+    ASSERT_TRUE(store->Store("permall", b_));
+    EXPECT_EQ(gen("tpm2-00.permall"), 2u);
+    EXPECT_EQ(gen("tpm2-00.permall.bak"), 1u);
+    ASSERT_TRUE(store->Store("permall", b_));  // identical: not a write
+    EXPECT_EQ(gen("tpm2-00.permall"), 2u);
+  }
+  auto store = OpenStore();  // a restart continues the count, with or without a Load first
+  ASSERT_TRUE(store->Store("permall", c_));
+  EXPECT_EQ(gen("tpm2-00.permall"), 3u);
+  // A file without a seal (swtpm wrote it) is read as before; the count goes on from the .bak.
+  WriteFileOrDie(dir_ / "tpm2-00.permall", EncodeFileBlob(a_));
+  auto after_swtpm = OpenStore();
+  EXPECT_EQ(after_swtpm->Load("permall").value(), a_);
+  ASSERT_TRUE(after_swtpm->Store("permall", b_));
+  EXPECT_EQ(gen("tpm2-00.permall"), 3u);  // one past the .bak's generation 2
+  EXPECT_EQ(gen("tpm2-00.permall.bak"), std::nullopt);
+}
+
+TEST_F(DirStoreTest, StrictSyncWritesTheSameFiles) {
+  DirStoreOptions o = Options();
+  o.strict_sync = true;
+  auto store = OpenStore(o);
+  ASSERT_TRUE(store->Store("permall", a_));
+  ASSERT_TRUE(store->Store("permall", b_));
+  EXPECT_EQ(Inner("tpm2-00.permall"), b_);
+  EXPECT_EQ(Inner("tpm2-00.permall.bak"), a_);
+  EXPECT_EQ(ListDir(dir_.path()),
+            (std::vector<std::string>{"tpm2-00.permall", "tpm2-00.permall.bak"}));
+}
+
+TEST_F(DirStoreTest, RollBackToPreviousIsDescribedThenDone) {
+  {
+    auto store = OpenStore();
+    ASSERT_TRUE(store->Store("permall", a_));
+    ASSERT_TRUE(store->Store("permall", b_));
+    ASSERT_TRUE(store->Store("permall", c_));
+    ASSERT_TRUE(store->Store("volatilestate", a_));
+  }
+  auto store = OpenStore();
+  auto plan = store->DescribeRollback();
+  ASSERT_TRUE(plan) << plan.error().message;
+  EXPECT_TRUE(Contains(*plan, "tpm2-00.permall (generation 3,")) << *plan;
+  EXPECT_TRUE(Contains(*plan, "-> kept as tpm2-00.permall.rejected")) << *plan;
+  EXPECT_TRUE(Contains(*plan, "tpm2-00.permall.bak (generation 2,")) << *plan;
+  EXPECT_TRUE(Contains(*plan, "tpm2-00.volatilestate (generation 1,")) << *plan;
+  EXPECT_TRUE(Contains(*plan, "(1 write(s) of the permanent state)")) << *plan;
+  EXPECT_EQ(Inner("tpm2-00.permall"), c_);  // describing changes nothing
+
+  EXPECT_FALSE(store->RollBackToPrevious());  // needs the lock
+  ASSERT_TRUE(store->Lock());
+  ASSERT_TRUE(store->RollBackToPrevious());
+  EXPECT_EQ(Inner("tpm2-00.permall"), b_);
+  EXPECT_EQ(Inner("tpm2-00.permall.rejected"), c_);
+  EXPECT_EQ(Inner("tpm2-00.volatilestate.rejected"), a_);
+  EXPECT_EQ(store->Load("permall").value(), b_);
+  EXPECT_EQ(store->Load("volatilestate").value(), std::nullopt);
+  EXPECT_EQ(ListDir(dir_.path()),
+            (std::vector<std::string>{".lock", "tpm2-00.permall", "tpm2-00.permall.rejected",
+                                      "tpm2-00.volatilestate.rejected"}));
+  // There is no .bak now: nothing further to roll back to.
+  auto again = store->DescribeRollback();
+  ASSERT_FALSE(again);
+  EXPECT_TRUE(Contains(again.error().message, "nothing to roll back to")) << again.error().message;
+  EXPECT_FALSE(store->RollBackToPrevious());
+  // Writes continue after the highest generation seen, and rotate normally again.
+  ASSERT_TRUE(store->Store("permall", a_));
+  EXPECT_EQ(DecodeStateFile(ReadFileOrDie(dir_ / "tpm2-00.permall")).value().generation, 4u);
+  EXPECT_EQ(Inner("tpm2-00.permall.bak"), b_);
 }
 
 TEST_F(DirStoreTest, DeleteRemovesTheBlobAndItsPreviousGeneration) {
@@ -337,26 +551,46 @@ TEST_F(DirStoreTest, DeleteRemovesTheBlobAndItsPreviousGeneration) {
   EXPECT_TRUE(store->Delete("volatilestate", false));
 }
 
-TEST_F(DirStoreTest, ListStateBlobs) {
-  auto empty = ListStateBlobs(dir_.path(), TpmVersion::kTpm2);
+TEST_F(DirStoreTest, InspectStateDir) {
+  auto empty = InspectStateDir(dir_.path(), TpmVersion::kTpm2);
   ASSERT_TRUE(empty);
   EXPECT_TRUE(empty->empty());
   auto store = OpenStore();
   ASSERT_TRUE(store->Store("volatilestate", c_));
   ASSERT_TRUE(store->Store("permall", a_));
   ASSERT_TRUE(store->Store("permall", b_));
-  auto list = ListStateBlobs(dir_.path(), TpmVersion::kTpm2);
+  auto list = InspectStateDir(dir_.path(), TpmVersion::kTpm2);
   ASSERT_TRUE(list);
   ASSERT_EQ(list->size(), 2u);
-  EXPECT_EQ((*list)[0].name, "permall");
-  EXPECT_EQ((*list)[0].file, "tpm2-00.permall");
-  EXPECT_EQ((*list)[0].size, b_.size() + 16);
-  EXPECT_EQ((*list)[0].previous_generation_size, a_.size() + 16);
+  const BlobGenerations& perm = (*list)[0];
+  EXPECT_EQ(perm.name, "permall");
+  EXPECT_EQ(perm.newest.file, "tpm2-00.permall");
+  // header 10 + DATA record header 6 + seal record 6 + 44
+  EXPECT_EQ(perm.newest.size, b_.size() + 66);
+  EXPECT_TRUE(perm.newest.usable());
+  EXPECT_TRUE(perm.newest.sealed);
+  EXPECT_EQ(perm.newest.generation, 2u);
+  EXPECT_EQ(perm.previous.file, "tpm2-00.permall.bak");
+  EXPECT_EQ(perm.previous.size, a_.size() + 66);
+  EXPECT_EQ(perm.previous.generation, 1u);
+  EXPECT_FALSE(perm.rejected.present);
   EXPECT_EQ((*list)[1].name, "volatilestate");
-  EXPECT_EQ((*list)[1].size, c_.size() + 16);
-  EXPECT_EQ((*list)[1].previous_generation_size, std::nullopt);
-  EXPECT_TRUE(ListStateBlobs(dir_.path(), TpmVersion::kTpm12)->empty());
-  EXPECT_FALSE(ListStateBlobs(dir_ / "missing", TpmVersion::kTpm2));
+  EXPECT_EQ((*list)[1].newest.size, c_.size() + 66);
+  EXPECT_FALSE((*list)[1].previous.present);
+  EXPECT_TRUE(store->Inspect().has_value());
+  EXPECT_TRUE(InspectStateDir(dir_.path(), TpmVersion::kTpm12)->empty());
+  EXPECT_FALSE(InspectStateDir(dir_ / "missing", TpmVersion::kTpm2));
+
+  // Damage is reported per file, and the mtime is the file's.
+  Bytes f = ReadFileOrDie(dir_ / "tpm2-00.permall");
+  f.back() ^= 1;
+  WriteFileOrDie(dir_ / "tpm2-00.permall", f);
+  list = InspectStateDir(dir_.path(), TpmVersion::kTpm2);
+  ASSERT_TRUE(list);
+  EXPECT_FALSE((*list)[0].newest.usable());
+  EXPECT_TRUE((*list)[0].newest.damage.has_value());
+  EXPECT_TRUE((*list)[0].previous.usable());
+  EXPECT_LT(std::chrono::system_clock::now() - (*list)[0].newest.mtime, std::chrono::minutes(5));
 }
 
 // ---- Locking --------------------------------------------------------------------------------

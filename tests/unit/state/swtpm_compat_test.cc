@@ -135,10 +135,12 @@ TEST_F(SwtpmCompatTest, DirStoreReadsWhatSwtpmWrote) {
   EXPECT_EQ(ToHex(ByteSpan(saved).first(10)),
             "0201000a0004" + ToHex(ByteSpan(saved).subspan(6, 4)));
 
-  auto list = ListStateBlobs(dir, TpmVersion::kTpm2);
+  auto list = InspectStateDir(dir, TpmVersion::kTpm2);
   ASSERT_TRUE(list);
   ASSERT_EQ(list->size(), 1u);
-  EXPECT_EQ((*list)[0].size, file.size());
+  EXPECT_EQ((*list)[0].newest.size, file.size());
+  EXPECT_TRUE((*list)[0].newest.usable());
+  EXPECT_FALSE((*list)[0].newest.sealed);  // swtpm does not write vtpm's seal
 }
 
 TEST_F(SwtpmCompatTest, SwtpmStartsFromStateDirStoreWrote) {
@@ -152,6 +154,8 @@ TEST_F(SwtpmCompatTest, SwtpmStartsFromStateDirStoreWrote) {
     ASSERT_TRUE(store->Store("permall", Pattern(100, 1)));  // so there is a .bak too
     ASSERT_TRUE(store->Store("permall", inner));
   }
+  // What swtpm is given carries vtpm's seal record after DATA.
+  ASSERT_TRUE(DecodeStateFile(ReadFileOrDie(dir + "/tpm2-00.permall")).value().generation);
   // No --flags: swtpm waits for CMD_INIT, which loads the permall (an unreadable one fails it).
   auto swtpm = StartSwtpm(dir, "");
   ASSERT_TRUE(swtpm);
