@@ -56,7 +56,7 @@ case "${1:-}" in
   test-sanitize)
     setup; build build-asan -DVTPM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
     ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j"$(nproc)" \
-      -L 'unit|integration|devices|provision' ;;
+      -L 'unit|integration|devices|provision|reliability' ;;
   fuzz)  # libFuzzer (clang, ASan+UBSan): each device model for FUZZ_SECONDS (default 30) s
     setup
     CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DVTPM_FUZZ=ON -DVTPM_SANITIZE=ON \

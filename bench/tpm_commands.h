@@ -129,6 +129,33 @@ inline BenchCommand Sign(uint32_t key_handle, bool rsa) {
 }
 
 // Part 3 §28.4 TPM2_FlushContext.
+// An 8-byte NV counter at |index| (TPM_NT_COUNTER, AUTHREAD|AUTHWRITE, NO_DA), owner-authorised.
+inline BenchCommand NvDefineCounter(uint32_t index) {
+  ByteWriter pub;
+  pub.U32(index);
+  pub.U16(0x000b);  // nameAlg sha256
+  pub.U32((1u << 4) | (1u << 2) | (1u << 18) | (1u << 25));
+  pub.U16(0);  // authPolicy
+  pub.U16(8);  // dataSize
+  const Bytes p = std::move(pub).Take();
+  ByteWriter w = Header(0x8002, 0x12a);
+  w.U32(0x40000001);  // TPM_RH_OWNER
+  PasswordAuth(w);
+  w.U16(0);  // auth
+  w.U16(static_cast<uint16_t>(p.size()));
+  w.Append(p);
+  return {"NV_DefineSpace", Finish(std::move(w)), 19};
+}
+
+// TPM2_NV_Increment: every one is a write of the permanent state (permall) before it answers.
+inline BenchCommand NvIncrement(uint32_t index) {
+  ByteWriter w = Header(0x8002, 0x134);
+  w.U32(index);
+  w.U32(index);
+  PasswordAuth(w);
+  return {"NV_Increment", Finish(std::move(w)), 19};
+}
+
 inline Bytes FlushContext(uint32_t handle) {
   ByteWriter w = Header(0x8001, 0x165);
   w.U32(handle);

@@ -154,7 +154,10 @@ int RunSocket(const SocketArgs& a) {
   if (!store) return Die(store.error().message);
   // Fail closed before anything is bound: a damaged state is refused now, not at CMD_INIT.
   if (auto st = (*store)->CheckStartable(); !st) {
-    (*log)->error("refusing to start: {}", st.error().message);
+    // In the log too when there is one: libvirt shows the log of a vTPM that failed to start.
+    if (!cfg.log_file.empty() || cfg.log_fd >= 0) {
+      (*log)->error("refusing to start: {}", st.error().message);
+    }
     return Die(st.error().message);
   }
 
