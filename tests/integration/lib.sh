@@ -30,10 +30,10 @@ it_skip() {
     exit 77
 }
 
-# A setup step failed: counts as a failure and ends the test.
+# it_abort WHAT [DETAIL...]: a setup step failed: counts as a failure and ends the test (the
+# details are printed indented, as fail() does).
 it_abort() {
-    echo "FAIL setup: $*"
-    IT_FAILED=$((IT_FAILED + 1))
+    fail "setup: $1" "${@:2}"
     finish
 }
 
