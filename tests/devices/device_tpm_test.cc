@@ -11,6 +11,7 @@
 #include "device/crb.h"
 #include "device/regs.h"
 #include "device/tis.h"
+#include "fakes/bounded_wait.h"
 #include "fakes/guest_drivers.h"
 #include "fakes/tpm_commands.h"
 #include "fakes/tpm_fixture.h"
@@ -22,6 +23,7 @@ namespace {
 
 using device::kTpmMmioBase;
 using testing::DeviceBus;
+using testing::kWaitLimit;
 namespace cmd = testing::cmd;
 
 enum class BackendKind { kInProcess, kSwtpm, kVtpmDaemon };
@@ -95,6 +97,7 @@ class TpmUnderTest {
     o.ctrl_path = process_->ctrl_path();
     o.buffer_size = buffer;
     o.tpm2 = tpm2;
+    o.io_timeout = kWaitLimit;  // a TPM process that stops answering fails the test in time
     auto b = backend::SwtpmSocketBackend::Create(o, NullLogger());
     if (!b) {
       error_ = b.error().message;
@@ -348,7 +351,10 @@ TEST_P(TisTpmTest, SaveRestoreMidResponse) {
   ASSERT_TRUE((*t2)->RestoreState(*saved));
   DeviceBus bus2(**t2);
   Bytes rsp = head;
-  while (bus2.Read8(device::tis::kSts) & 0x10) rsp.push_back(bus2.Read8(device::tis::kDataFifo));
+  // bounded: a dataAvail that never clears ends the loop after more than any response holds
+  while ((bus2.Read8(device::tis::kSts) & 0x10) && rsp.size() <= 4096) {
+    rsp.push_back(bus2.Read8(device::tis::kDataFifo));
+  }
   ASSERT_EQ(rsp.size(), 10u + 2 + 48);
   EXPECT_EQ(cmd::Rc(rsp), 0u);
   EXPECT_EQ(LoadBe16(rsp.data() + 10), 48);
@@ -420,13 +426,14 @@ TEST(SwtpmSocketBackendTest, TransportFailureBecomesTpmRcFailure) {
   ASSERT_TRUE(proc->started());
   backend::SwtpmSocketOptions o;
   o.ctrl_path = proc->ctrl_path();
+  o.io_timeout = kWaitLimit;
   auto b = backend::SwtpmSocketBackend::Create(o, NullLogger());
   ASSERT_TRUE(b) << b.error().message;
   proc.reset();  // the TPM process dies
-  std::promise<Bytes> got;
-  (*b)->Submit(0, cmd::GetRandom(8), [&](Bytes r) { got.set_value(std::move(r)); });
-  Bytes r = got.get_future().get();
-  EXPECT_EQ(r, (Bytes{0x80, 0x01, 0, 0, 0, 0x0a, 0, 0, 0x01, 0x01}));
+  auto r = testing::SubmitAndWait(**b, 0, cmd::GetRandom(8));
+  ASSERT_TRUE(r) << "the backend did not complete the command within " << kWaitLimit.count()
+                 << " s after its TPM process died";
+  EXPECT_EQ(*r, (Bytes{0x80, 0x01, 0, 0, 0, 0x0a, 0, 0, 0x01, 0x01}));
   EXPECT_TRUE((*b)->broken());
 }
 
@@ -447,15 +454,20 @@ TEST(InProcessBackendTest, CompletesOnTheWorkerThreadAndNeverBlocksTheCaller) {
   ASSERT_TRUE(store);
   auto b = backend::InProcessBackend::Create(std::move(*store), {}, NullLogger());
   ASSERT_TRUE(b) << b.error().message;
-  std::promise<std::pair<Bytes, std::thread::id>> got;
-  (*b)->Submit(0, cmd::Startup(), [&](Bytes r) {
-    got.set_value({std::move(r), std::this_thread::get_id()});
+  auto got = std::make_shared<std::promise<std::pair<Bytes, std::thread::id>>>();
+  auto fut = got->get_future();
+  (*b)->Submit(0, cmd::Startup(), [got](Bytes r) {
+    got->set_value({std::move(r), std::this_thread::get_id()});
   });
-  auto [rsp, tid] = got.get_future().get();
+  ASSERT_EQ(fut.wait_for(kWaitLimit), std::future_status::ready)
+      << "TPM2_Startup did not complete within " << kWaitLimit.count() << " s";
+  auto [rsp, tid] = fut.get();
   EXPECT_EQ(cmd::Rc(rsp), 0u);
   EXPECT_NE(tid, std::this_thread::get_id());
   // Locality 4 is refused when the engine rejects it.
-  EXPECT_TRUE((*b)->RunOnEngine([](engine::Engine& e) { return e.SetLocality(2); }));
+  EXPECT_TRUE(testing::CallWithin<Status>("RunOnEngine(SetLocality(2))", [&] {
+    return (*b)->RunOnEngine([](engine::Engine& e) { return e.SetLocality(2); });
+  }));
 }
 
 }  // namespace
