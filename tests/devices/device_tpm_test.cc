@@ -17,6 +17,7 @@
 #include "fakes/tpm_fixture.h"
 #include "fakes/tpm_process.h"
 #include "state/dir_store.h"
+#include "wire/tpm_header.h"
 
 namespace vtpm {
 namespace {
@@ -445,18 +446,33 @@ TEST(SwtpmSocketBackendTest, MissingSocketIsAClearError) {
   EXPECT_NE(b.error().message.find("/nonexistent/vtpm-ctrl"), std::string::npos);
 }
 
-TEST(InProcessBackendTest, CompletesOnTheWorkerThreadAndNeverBlocksTheCaller) {
-  testing::TempDir dir;
+// An in-process backend in a fresh state directory, options as given.
+std::unique_ptr<backend::InProcessBackend> MakeInProcess(const testing::TempDir& dir,
+                                                         const backend::InProcessOptions& o) {
   state::DirStoreOptions so;
   so.directory = dir.path();
   so.fsync = false;
   auto store = state::DirStore::Open(so, NullLogger());
-  ASSERT_TRUE(store);
-  auto b = backend::InProcessBackend::Create(std::move(*store), {}, NullLogger());
-  ASSERT_TRUE(b) << b.error().message;
+  if (!store) return nullptr;
+  auto b = backend::InProcessBackend::Create(std::move(*store), o, NullLogger());
+  if (!b) return nullptr;
+  return std::move(*b);
+}
+
+Status SetLocalityOnEngine(backend::InProcessBackend& b, uint8_t locality) {
+  return testing::CallWithin<Status>(
+      "RunOnEngine(SetLocality(" + std::to_string(locality) + "))", [&b, locality] {
+        return b.RunOnEngine([=](engine::Engine& e) { return e.SetLocality(locality); });
+      });
+}
+
+TEST(InProcessBackendTest, CompletesOnTheWorkerThreadAndNeverBlocksTheCaller) {
+  testing::TempDir dir;
+  auto b = MakeInProcess(dir, {});
+  ASSERT_NE(b, nullptr);
   auto got = std::make_shared<std::promise<std::pair<Bytes, std::thread::id>>>();
   auto fut = got->get_future();
-  (*b)->Submit(0, cmd::Startup(), [got](Bytes r) {
+  b->Submit(0, cmd::Startup(), [got](Bytes r) {
     got->set_value({std::move(r), std::this_thread::get_id()});
   });
   ASSERT_EQ(fut.wait_for(kWaitLimit), std::future_status::ready)
@@ -464,10 +480,55 @@ TEST(InProcessBackendTest, CompletesOnTheWorkerThreadAndNeverBlocksTheCaller) {
   auto [rsp, tid] = fut.get();
   EXPECT_EQ(cmd::Rc(rsp), 0u);
   EXPECT_NE(tid, std::this_thread::get_id());
-  // Locality 4 is refused when the engine rejects it.
-  EXPECT_TRUE(testing::CallWithin<Status>("RunOnEngine(SetLocality(2))", [&] {
-    return (*b)->RunOnEngine([](engine::Engine& e) { return e.SetLocality(2); });
-  }));
+  // By default every locality 0-4 is accepted: the engine takes locality 2 and 4, and commands
+  // submitted at them execute.
+  EXPECT_TRUE(SetLocalityOnEngine(*b, 2));
+  EXPECT_TRUE(SetLocalityOnEngine(*b, 4));
+  for (uint8_t loc : {uint8_t{2}, uint8_t{4}}) {
+    auto r = testing::SubmitAndWait(*b, loc, cmd::GetRandom(8));
+    ASSERT_TRUE(r) << "no completion within " << kWaitLimit.count() << " s";
+    EXPECT_EQ(cmd::Rc(*r), 0u) << "locality " << int{loc};
+  }
+}
+
+// With reject_locality_4 (swtpm --locality reject-locality-4) the engine refuses locality 4 and
+// the backend answers a command submitted there with TPM_RC_LOCALITY without running it; the
+// other localities work. Through the TIS, a guest driver that takes locality 4 and sends a
+// command reads that answer.
+TEST(InProcessBackendTest, Locality4IsRefusedWhenConfiguredToRejectIt) {
+  testing::TempDir dir;
+  backend::InProcessOptions o;
+  o.engine.reject_locality_4 = true;
+  auto b = MakeInProcess(dir, o);
+  ASSERT_NE(b, nullptr);
+  const Bytes refused = wire::ErrorResponse(wire::kTpmStNoSessions, 0x907);  // TPM_RC_LOCALITY
+  ASSERT_EQ(refused, testing::Hex("8001 0000000a 00000907"));
+
+  auto r = testing::SubmitAndWait(*b, 0, cmd::Startup());
+  ASSERT_TRUE(r) << "no completion within " << kWaitLimit.count() << " s";
+  ASSERT_EQ(cmd::Rc(*r), 0u);
+  r = testing::SubmitAndWait(*b, 4, cmd::GetRandom(8));
+  ASSERT_TRUE(r) << "no completion within " << kWaitLimit.count() << " s";
+  EXPECT_EQ(ToHex(*r), ToHex(refused));  // hex: readable on failure
+  for (uint8_t loc : {uint8_t{0}, uint8_t{2}, uint8_t{3}}) {
+    r = testing::SubmitAndWait(*b, loc, cmd::GetRandom(8));
+    ASSERT_TRUE(r) << "no completion within " << kWaitLimit.count() << " s";
+    EXPECT_EQ(cmd::Rc(*r), 0u) << "locality " << int{loc};
+  }
+  EXPECT_FALSE(SetLocalityOnEngine(*b, 4));
+  EXPECT_TRUE(SetLocalityOnEngine(*b, 2));
+
+  // The same through the device model: locality 4's FIFO carries the command to the backend.
+  auto tis = device::Tis::Create(device::TisConfig{}, device::TisDeps{b.get(), nullptr, {}});
+  ASSERT_TRUE(tis) << tis.error().message;
+  DeviceBus bus(**tis);
+  testing::LinuxTis at4(bus, 4), at0(bus, 0);
+  auto rsp = at4.Transmit(cmd::GetRandom(8));
+  ASSERT_TRUE(rsp) << rsp.error().message;
+  EXPECT_EQ(ToHex(*rsp), ToHex(refused));
+  rsp = at0.Transmit(cmd::GetRandom(8));
+  ASSERT_TRUE(rsp) << rsp.error().message;
+  EXPECT_EQ(cmd::Rc(*rsp), 0u);
 }
 
 }  // namespace
