@@ -20,6 +20,7 @@ CACHE=${1:-${VTPM_E2E_CACHE:-build/e2e}}
 INIT=$HERE/guest_init.sh
 die() { echo "make_guest: $*" >&2; exit 1; }
 missing() { echo "make_guest: missing: $*" >&2; exit 3; }
+# shellcheck disable=SC2154  # rc is assigned inside the trap
 trap 'rc=$?; echo "make_guest: failed with status $rc at line $LINENO (last command: $BASH_COMMAND)" >&2' ERR
 
 # --- inputs ----------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ assert any(d["id"] == "tpm0" and d["model"] == "tpm-tis" and d["options"]["type"
     else
         fail "guest ran 3 TPM commands through QEMU's tpm-tis registers" "tis_agent.py rc=$rc:" "$out"
     fi
-    [ "${IT_VERBOSE:-0}" = 1 ] && sed 's/^/    | /' <<<"$out"
+    [ "${IT_VERBOSE:-0}" = 1 ] && printf '    | %s\n' "${out//$'\n'/$'\n'    | }"
     # ACCESS: tpmRegValidSts 0x80 | activeLocality 0x20 | tpmEstablishment 0x01 (QEMU shows
     # it as 1 = no HASH_START since the TPM was made, from CMD_GET_TPMESTABLISHED)
     check_eq "TIS: locality 0 granted (ACCESS)" 0xa1 "$(sed -n 's/^access=//p' <<<"$out")"
