@@ -122,13 +122,25 @@ t_sign() {
     tpm2_sign -c "$1" -g sha256 -o sig msg && tpm2_verifysignature -c "$1" -g sha256 -m msg -s sig &&
         echo "ECDSA signature over 'msg' verifies"
 }
+# The TPM itself must reject the signature: the same call with the signed message succeeds, and
+# with another message TPM2_VerifySignature answers TPM_RC_SIGNATURE for parameter 2, which
+# tpm2-tools 5.4 prints as "ERROR: Esys_VerifySignature(0x2DB) - tpm:parameter(2):the signature
+# is not valid".  Failing for any other reason (no key, no file, no TPM) is a failure.
 t_sign_tampered() {
+    tpm2_verifysignature -c "$1" -g sha256 -m msg -s sig >vs_ok.out 2>&1 ||
+        { echo "verifying the signed message itself failed:"; cat vs_ok.out; return 1; }
     echo "another message" >msg2
-    if tpm2_verifysignature -c "$1" -g sha256 -m msg2 -s sig >/dev/null 2>&1; then
+    if tpm2_verifysignature -c "$1" -g sha256 -m msg2 -s sig >vs_bad.out 2>&1; then
         echo "a signature over another message verified"
+        cat vs_bad.out
         return 1
     fi
-    echo "the TPM rejects the signature for another message"
+    grep -qi 'Esys_VerifySignature(0x2DB)' vs_bad.out || {
+        echo "tpm2_verifysignature failed, but not with the TPM's TPM_RC_SIGNATURE (0x2DB):"
+        cat vs_bad.out
+        return 1
+    }
+    echo "the TPM rejects the signature for another message: $(grep -i '0x2DB' vs_bad.out)"
 }
 t_quote() {
     q=$(head -c 16 /dev/urandom | xxd -p | tr -d '\n')
@@ -138,9 +150,19 @@ t_quote() {
     tpm2_checkquote -u key.pub -m q.msg -s q.sig -f q.pcrs -g sha256 -q "$q" >cq.out ||
         { cat cq.out; return 1; }
     echo "quote over sha256:0-7,16 with nonce $q verified by tpm2_checkquote"
-    tpm2_checkquote -u key.pub -m q.msg -s q.sig -f q.pcrs -g sha256 -q "00$q" >/dev/null 2>&1 &&
-        { echo "checkquote accepted a wrong nonce"; return 1; }
-    return 0
+    # the same call with another nonce is rejected because of the nonce (tpm2-tools 5.4:
+    # "ERROR: Error validating nonce from quote"), not for another reason
+    if tpm2_checkquote -u key.pub -m q.msg -s q.sig -f q.pcrs -g sha256 -q "00$q" >cqn.out 2>&1; then
+        echo "checkquote accepted a wrong nonce"
+        cat cqn.out
+        return 1
+    fi
+    grep -q 'Error validating nonce from quote' cqn.out || {
+        echo "tpm2_checkquote with a wrong nonce failed, but not on the nonce:"
+        cat cqn.out
+        return 1
+    }
+    echo "a wrong nonce is rejected: $(grep 'Error validating nonce' cqn.out)"
 }
 
 # --- NV ---------------------------------------------------------------------------------------

@@ -11,40 +11,58 @@
 # usage: make_guest.sh [CACHE_DIR]     (default: $VTPM_E2E_CACHE, else ./build/e2e)
 # Needs: linux-image-amd64 busybox-static tpm2-tools libtss2-tcti-device0 cpio gzip
 #        (./dev.sh setup installs them).
-set -euo pipefail
+# Exit status: 0 = built or cached (directory on stdout); 3 = the machine lacks a prerequisite
+# (one "make_guest: missing: WHAT: FIX" line on stderr; run_e2e.sh reports it as a skip);
+# anything else = a failure (the reason, or the command that failed and its line, on stderr).
+set -Eeuo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${1:-${VTPM_E2E_CACHE:-build/e2e}}
 INIT=$HERE/guest_init.sh
 die() { echo "make_guest: $*" >&2; exit 1; }
+missing() { echo "make_guest: missing: $*" >&2; exit 3; }
+# shellcheck disable=SC2154  # rc is assigned inside the trap
+trap 'rc=$?; echo "make_guest: failed with status $rc at line $LINENO (last command: $BASH_COMMAND)" >&2' ERR
 
 # --- inputs ----------------------------------------------------------------------------------
-kernel=""
+KOPTS="CONFIG_TCG_TIS=y CONFIG_TCG_CRB=y CONFIG_SECURITYFS=y CONFIG_RD_GZIP=y"
+kernel="" seen=""
 for k in $(ls /boot/vmlinuz-* 2>/dev/null | sort -V -r); do
   cfg=/boot/config-${k#/boot/vmlinuz-}
-  if [ -r "$cfg" ] && grep -qx 'CONFIG_TCG_TIS=y' "$cfg" && grep -qx 'CONFIG_TCG_CRB=y' "$cfg" &&
-     grep -qx 'CONFIG_SECURITYFS=y' "$cfg" && grep -qx 'CONFIG_RD_GZIP=y' "$cfg"; then
-    kernel=$k; break
-  fi
+  if [ ! -r "$cfg" ]; then seen+=" ${k##*/} (no readable $cfg);"; continue; fi
+  lacks=""
+  for o in $KOPTS; do grep -qx "$o" "$cfg" || lacks+=" $o"; done
+  if [ -z "$lacks" ]; then kernel=$k; break; fi
+  seen+=" ${k##*/} (config lacks$lacks);"
 done
-[ -n "$kernel" ] || die "no /boot/vmlinuz-* whose config has tpm_tis, tpm_crb, securityfs and
-gzip initramfs built in: install Debian's linux-image-amd64 (./dev.sh setup does)"
+seen=${seen%;}
+[ -n "$kernel" ] || missing "a kernel /boot/vmlinuz-* whose /boot/config-* has $KOPTS \
+(found:${seen:- no /boot/vmlinuz-*}): install Debian's linux-image-amd64 (./dev.sh setup does)"
 [ -r "$kernel" ] || die "$kernel is not readable (run as root or make it readable)"
-BUSYBOX=$(command -v busybox) || die "busybox not found: apt-get install busybox-static"
-if ldd "$BUSYBOX" >/dev/null 2>&1; then die "$BUSYBOX is dynamic: install busybox-static"; fi
-TPM2=$(command -v tpm2) || die "tpm2 (tpm2-tools >= 5) not found: apt-get install tpm2-tools"
+BUSYBOX=$(command -v busybox) || missing "busybox: apt-get install busybox-static"
+if ldd "$BUSYBOX" >/dev/null 2>&1; then
+  missing "a static busybox ($BUSYBOX is dynamically linked): apt-get install busybox-static"
+fi
+TPM2=$(command -v tpm2) || missing "tpm2 (tpm2-tools >= 5): apt-get install tpm2-tools"
 TCTI=""
 for d in /usr/lib/x86_64-linux-gnu /lib/x86_64-linux-gnu; do
   [ -e "$d/libtss2-tcti-device.so.0" ] && { TCTI=$d/libtss2-tcti-device.so.0; break; }
 done
-[ -n "$TCTI" ] || die "libtss2-tcti-device.so.0 not found: apt-get install libtss2-tcti-device0"
-command -v cpio >/dev/null || die "cpio not found: apt-get install cpio"
+[ -n "$TCTI" ] || missing "libtss2-tcti-device.so.0: apt-get install libtss2-tcti-device0"
+for t in cpio gzip ldd; do
+  command -v $t >/dev/null || missing "$t: apt-get install $(case $t in ldd) echo libc-bin ;; *) echo $t ;; esac)"
+done
 
-# every shared object the guest needs: ldd's resolved paths (plus the dynamic loader)
+# every shared object the guest needs: ldd's resolved paths (plus the dynamic loader).  A
+# command substitution, not a process substitution, so that an ldd failure stops the build.
 libs() { ldd "$@" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// && $1 !~ /:$/ { print $1 }' | sort -u; }
-mapfile -t LIBS < <(libs "$TPM2" "$TCTI"; echo "$TCTI")
-mapfile -t LIBS < <(printf '%s\n' "${LIBS[@]}" | sort -u)
+LIBS_TXT=$(libs "$TPM2" "$TCTI")
+LIBS_TXT=$(printf '%s\n%s\n' "$LIBS_TXT" "$TCTI" | sort -u)
+mapfile -t LIBS <<<"$LIBS_TXT"
+[[ $LIBS_TXT == */libtss2-esys.so* ]] ||
+  die "ldd $TPM2 lists no libtss2-esys: cannot tell which libraries the guest needs"
 
-mapfile -t REAL < <(readlink -f "${LIBS[@]}")
+REAL_TXT=$(readlink -e "${LIBS[@]}")
+mapfile -t REAL <<<"$REAL_TXT"
 key=$( { echo v1; uname -m
          sha256sum "$0" "$INIT" "$kernel" "$BUSYBOX" "$TPM2" "${REAL[@]}"
        } | sha256sum | cut -c1-16)

@@ -20,8 +20,10 @@
 # VTPM_E2E_BOOT_TIMEOUT (s per boot; default 300 under TCG, 120 under KVM), IT_KEEP=1.
 # Output: the guest's "PASS name"/"FAIL name" lines prefixed with the boot, the host's own
 # checks, and a closing "N passed, M failed".  Exit 0 = all passed, 1 = a failure, 77 = skipped
-# (a needed package is missing).  Serial console and daemon logs of the last run of a
-# configuration stay in $VTPM_E2E_CACHE/logs/<configuration>/.
+# only when the machine lacks something the test needs (a tool such as qemu-system-x86_64, a
+# kernel with tpm_tis/tpm_crb, busybox-static, tpm2-tools, OVMF): the SKIP line names it.  Any
+# other setup failure (e.g. the guest build failing) is a failure.  Serial console and daemon
+# logs of the last run of a configuration stay in $VTPM_E2E_CACHE/logs/<configuration>/.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -76,8 +78,10 @@ say() { echo "== $*"; }
 FW_ARGS=()
 if [ "$FIRMWARE" = ovmf ]; then
     OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
-    [ -r "$OVMF_CODE" ] && [ -r "$OVMF_VARS" ] ||
-        it_skip "$OVMF_CODE / $OVMF_VARS not found: apt-get install ovmf"
+    for f in "$OVMF_CODE" "$OVMF_VARS"; do
+        [ -e "$f" ] || it_skip "this machine lacks the OVMF firmware file $f: apt-get install ovmf"
+        [ -r "$f" ] || it_abort "$f exists but is not readable"
+    done
     cp "$OVMF_VARS" "$TEST_TMP/OVMF_VARS.fd" || it_abort "cannot copy $OVMF_VARS"
     FW_ARGS=(-drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_CODE"
              -drive "if=pflash,format=raw,unit=1,file=$TEST_TMP/OVMF_VARS.fd")
@@ -87,11 +91,22 @@ else
 fi
 
 # --- guest ---------------------------------------------------------------------------------------
-if ! GUEST=$(flock "$CACHE/.guest.lock" "$HERE/make_guest.sh" "$CACHE" 2>"$TEST_TMP/make_guest.err") ||
-    [ -z "$GUEST" ]; then
-    # a missing package is a missing prerequisite, reported as a skip with the fix
-    it_skip "cannot build the test guest: $(cat "$TEST_TMP/make_guest.err")"
-fi
+# make_guest.sh exits 3 only when the machine lacks a prerequisite (kernel with tpm_tis/tpm_crb,
+# static busybox, tpm2-tools, the device TCTI, cpio, gzip): a skip naming it.  Any other failure
+# (a command in the build failing, the lock, an empty answer) fails the test with the reason.
+GUEST=$(flock "$CACHE/.guest.lock" "$HERE/make_guest.sh" "$CACHE" 2>"$TEST_TMP/make_guest.err")
+st=$?
+case $st in
+0) [ -n "$GUEST" ] && [ -s "$GUEST/vmlinuz" ] && [ -s "$GUEST/initrd.img" ] ||
+    it_abort "make_guest.sh succeeded but printed no guest directory with vmlinuz and initrd.img" \
+        "(stdout: '$GUEST')" "$(cat "$TEST_TMP/make_guest.err")" ;;
+3) what=$(sed -n 's/^make_guest: missing: //p' "$TEST_TMP/make_guest.err")
+   [ -n "$what" ] || it_abort "make_guest.sh exited 3 without naming what is missing:" \
+       "$(cat "$TEST_TMP/make_guest.err")"
+   it_skip "cannot build the test guest, this machine lacks $what" ;;
+*) it_abort "cannot build the test guest: make_guest.sh (under flock) exited $st:" \
+       "$(cat "$TEST_TMP/make_guest.err")" ;;
+esac
 grep -v '^$' "$TEST_TMP/make_guest.err" | sed 's/^/   /'
 
 # --- acceleration ---------------------------------------------------------------------------------

@@ -30,10 +30,10 @@ it_skip() {
     exit 77
 }
 
-# A setup step failed: counts as a failure and ends the test.
+# it_abort WHAT [DETAIL...]: a setup step failed: counts as a failure and ends the test (the
+# details are printed indented, as fail() does).
 it_abort() {
-    echo "FAIL setup: $*"
-    IT_FAILED=$((IT_FAILED + 1))
+    fail "setup: $1" "${@:2}"
     finish
 }
 
@@ -313,16 +313,54 @@ ctrl_hex() {
     esac
 }
 
-# daemon_saw_ctrl LOGFILE CODE NAME: true if the daemon's log shows control command CODE.
-# Accepts swtpm's level-20 hex dump (" Ctrl Cmd: length N" followed by " 00 00 00 CODE ...")
-# or any line containing NAME (vtpm logs e.g. "CMD_INIT").
-daemon_saw_ctrl() {
-    local log=$1 code=$2 name=$3
-    grep -q -- "$name" "$log" 2>/dev/null && return 0
-    awk -v want="$(printf '00 00 00 %02X' "$code")" '
-        prev && index($0, " " want) == 1 { found = 1 }
-        { prev = ($0 ~ /Ctrl Cmd:/) }
-        END { exit(found ? 0 : 1) }' "$log"
+# daemon_ctrl_results LOGFILE: one "CMD_NAME 0xRESULT" line per control command the daemon
+# logged, in order.  Needs the daemon's log at level 20 (start_daemon -L 20).  Both formats:
+#   vtpm:  "... ctrl: CMD_INIT -> 0x0" (src/daemon/ctrl_session.cc logs every command's result)
+#          and "ctrl: unknown command 0xNN" (answered with PTM_RES_BAD_ORDINAL, 0xa)
+#   swtpm 0.7.1: a hex dump of each message, the result is the response's first u32:
+#          " Ctrl Cmd: length 8" / " 00 00 00 02 00 00 00 00 " / " Ctrl Rsp: length 4" /
+#          " 00 00 00 00 "
+# A swtpm command whose response is not in the log shows as "CMD_NAME none".
+daemon_ctrl_results() {
+    [ -r "$1" ] || { echo "no log file $1"; return 1; }
+    awk '
+    BEGIN {
+        n = split("GET_CAPABILITY INIT SHUTDOWN GET_TPMESTABLISHED SET_LOCALITY HASH_START " \
+                  "HASH_DATA HASH_END CANCEL_TPM_CMD STORE_VOLATILE RESET_TPMESTABLISHED " \
+                  "GET_STATEBLOB SET_STATEBLOB STOP GET_CONFIG SET_DATAFD SET_BUFFERSIZE " \
+                  "GET_INFO LOCK_STORAGE", names, " ")
+        pending = ""; expect = ""
+    }
+    function be32(a, b, c, d,   s, i, v) {  # four hex byte fields -> number (mawk: no strtonum)
+        s = toupper(a b c d); v = 0
+        for (i = 1; i <= 8; i++) v = v * 16 + index("0123456789ABCDEF", substr(s, i, 1)) - 1
+        return v
+    }
+    function cmdname(code) { return (code >= 1 && code <= n) ? "CMD_" names[code] : sprintf("CMD_0x%x", code) }
+    expect == "cmd" { if (pending != "") print pending, "none"
+                      pending = cmdname(be32($1, $2, $3, $4)); expect = ""; next }
+    expect == "rsp" { if (pending != "") printf "%s 0x%x\n", pending, be32($1, $2, $3, $4)
+                      pending = ""; expect = ""; next }
+    /^ Ctrl Cmd: length / { expect = "cmd"; next }
+    /^ Ctrl Rsp: length / { expect = "rsp"; next }
+    /ctrl: CMD_[A-Z_]+.* -> 0x[0-9a-f]+$/ {
+        s = substr($0, index($0, "ctrl: CMD_") + 6); split(s, w, " "); print w[1], $NF; next
+    }
+    /ctrl: unknown command 0x/ { print "CMD_" $NF, "0xa"; next }
+    END { if (pending != "") print pending, "none" }' "$1"
+}
+
+# daemon_ctrl_ok LOGFILE [NAME]: the daemon logged control command NAME (any command if no NAME)
+# at least once, and the result of every one logged is 0 (PTM_RES_SUCCESS).  Prints what the
+# log shows (check() displays it on failure).
+daemon_ctrl_ok() {
+    local res
+    res=$(daemon_ctrl_results "$1") || { echo "$res"; return 1; }
+    echo "control commands and results in $1:"
+    printf '%s\n' "${res:-(none)}"
+    awk -v want="${2:-}" '
+        want == "" || $1 == want { seen++; if ($2 != "0x0") bad++ }
+        END { exit (seen > 0 && bad == 0) ? 0 : 1 }' <<<"$res"
 }
 
 # hex helpers

@@ -1,5 +1,7 @@
 // MmioBus onto QEMU's own tpm-tis / tpm-crb: QEMU (TCG) runs mmio_agent.c, which performs the
 // accesses we send over its serial port (qtest's words; Debian's QEMU has no qtest accelerator).
+// Every wait is bounded: QEMU's connection and the agent's READY 30 s, each answer 30 s, each
+// send 30 s; a timeout counts in |errors| and answers "TIMEOUT".
 #pragma once
 
 #include <fmt/format.h>
@@ -10,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -72,7 +76,7 @@ class QemuAgentBus : public MmioBus {
       ::_exit(127);
     }
     pollfd p{listener.get(), POLLIN, 0};
-    if (::poll(&p, 1, 30000) != 1) {
+    if (::poll(&p, 1, kTimeoutMs) != 1) {
       *error = "QEMU did not connect its serial port (see " + dir + "/qemu.log)";
       return nullptr;
     }
@@ -117,12 +121,19 @@ class QemuAgentBus : public MmioBus {
 
  private:
   static constexpr uint64_t kBase = 0xFED40000;
+  static constexpr int kTimeoutMs = 30000;
   QemuAgentBus() = default;
   static char Width(unsigned size) { return size == 1 ? 'b' : size == 2 ? 'w' : 'l'; }
   void Send(const std::string& s) {
     size_t off = 0;
     while (off < s.size()) {
-      ssize_t n = ::send(fd_.get(), s.data() + off, s.size() - off, MSG_NOSIGNAL);
+      pollfd p{fd_.get(), POLLOUT, 0};
+      if (::poll(&p, 1, kTimeoutMs) != 1) {
+        ++errors;
+        return;
+      }
+      ssize_t n = ::send(fd_.get(), s.data() + off, s.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
       if (n <= 0) {
         ++errors;
         return;
@@ -130,8 +141,10 @@ class QemuAgentBus : public MmioBus {
       off += static_cast<size_t>(n);
     }
   }
+  // One line from the agent, within kTimeoutMs in total; "TIMEOUT" or "EOF" otherwise.
   std::string Line() {
     std::string line;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kTimeoutMs);
     while (true) {
       size_t nl = buf_.find('\n');
       if (nl != std::string::npos) {
@@ -140,8 +153,12 @@ class QemuAgentBus : public MmioBus {
         if (!line.empty() && line.back() == '\r') line.pop_back();
         return line;
       }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
       pollfd p{fd_.get(), POLLIN, 0};
-      if (::poll(&p, 1, 30000) != 1) return "TIMEOUT";
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) != 1) {
+        return "TIMEOUT";
+      }
       char tmp[4096];
       ssize_t n = ::recv(fd_.get(), tmp, sizeof(tmp), 0);
       if (n <= 0) return "EOF";

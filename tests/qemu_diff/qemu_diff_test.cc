@@ -29,6 +29,7 @@
 #include "device/crb.h"
 #include "device/regs.h"
 #include "device/tis.h"
+#include "fakes/bounded_wait.h"
 #include "fakes/guest_drivers.h"
 #include "fakes/tpm_commands.h"
 #include "fakes/tpm_fixture.h"
@@ -63,6 +64,7 @@ class QemuDiffTest : public ::testing::TestWithParam<bool /*crb*/> {
     ASSERT_NE(qemu_, nullptr) << error;
     backend::SwtpmSocketOptions o;
     o.ctrl_path = our_tpm_->ctrl_path();
+    o.io_timeout = testing::kWaitLimit;  // a TPM that stops answering fails the test in time
     if (crb_) o.buffer_size = device::crb::kDataBufferSize;  // as QEMU's tpm-crb sets it
     auto b = backend::SwtpmSocketBackend::Create(o, NullLogger());
     ASSERT_TRUE(b) << b.error().message;
@@ -94,10 +96,13 @@ class QemuDiffTest : public ::testing::TestWithParam<bool /*crb*/> {
     qemu_.reset();
   }
 
+  // The command straight to our backend; an empty response (Rc() of which is not 0) if it did
+  // not complete within kWaitLimit.
   Bytes Direct(const Bytes& c) {
-    std::promise<Bytes> p;
-    backend_->Submit(0, c, [&](Bytes r) { p.set_value(std::move(r)); });
-    return p.get_future().get();
+    auto r = testing::SubmitAndWait(*backend_, 0, c);
+    EXPECT_TRUE(r) << "our backend did not complete a command within "
+                   << testing::kWaitLimit.count() << " s";
+    return r ? *r : Bytes{};
   }
 
   // Brings a device to: no locality active, IntfSelLock set, selfTestDone seen, locality 0's
