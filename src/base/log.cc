@@ -40,7 +40,9 @@ Result<Logger> FileLogger(const std::string& name, const std::string& path,
         name, std::make_shared<spdlog::sinks::basic_file_sink_mt>(
                   "/proc/self/fd/" + std::to_string(fd.get()), false));
     logger->set_level(level);
-    logger->flush_on(spdlog::level::info);
+    // Every line that is logged reaches the file at once: a daemon killed -9 (or a VMM reading
+    // the log of a vTPM that failed) must not lose the lines before it.
+    logger->flush_on(level);
     return logger;
   } catch (const spdlog::spdlog_ex& e) {
     return Fail(Errc::kIo, "cannot open log file " + path + ": " + e.what() +
