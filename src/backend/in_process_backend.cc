@@ -1,16 +1,6 @@
 #include "backend/in_process_backend.h"
 
-#include <bit>
-#include <future>
-
-#include "wire/tpm_header.h"
-
 namespace vtpm::backend {
-
-namespace {
-constexpr uint32_t kTpm2RcLocality = 0x907;
-constexpr uint32_t kTpm12BadLocality = 0x3D;
-}  // namespace
 
 Result<std::unique_ptr<InProcessBackend>> InProcessBackend::Create(
     std::unique_ptr<state::NvStore> store, const InProcessOptions& options, Logger log) {
@@ -31,114 +21,51 @@ Result<std::unique_ptr<InProcessBackend>> InProcessBackend::Create(
 
 InProcessBackend::InProcessBackend(std::unique_ptr<state::NvStore> store,
                                    std::unique_ptr<engine::Engine> eng, Logger log)
-    : store_(std::move(store)), engine_(std::move(eng)), log_(std::move(log)) {
+    : QueuedBackend("TPM", eng->tpm2(), std::move(log)),
+      store_(std::move(store)),
+      engine_(std::move(eng)) {
   buffer_size_ = engine_->buffer_size();
-  tpm2_ = engine_->tpm2();
-  RefreshEstablished();
-  worker_ = std::thread([this] { WorkerMain(); });
+  StartWorker();
 }
 
 InProcessBackend::~InProcessBackend() {
-  queue_.Close();
-  if (worker_.joinable()) worker_.join();
+  StopWorker();
   engine_.reset();  // Engine::Stop: orderly TPM2_Shutdown, state written
-}
-
-void InProcessBackend::Post(Op op) {
-  const Op::Kind kind = op.kind;
-  device::TpmBackend::Completion done = op.kind == Op::kSubmit ? op.done : nullptr;
-  if (!queue_.Push(std::move(op))) {
-    const uint64_t n = queue_.CountDrop();
-    if (n <= 10 || std::has_single_bit(n)) {  // a hostile guest must not flood the log
-      log_->warn("TPM backend queue full or closed; dropped a request ({} so far)", n);
-    }
-    if (kind == Op::kSubmit && done) done(wire::NotRunningResponse(tpm2_));
-  }
-}
-
-void InProcessBackend::Submit(uint8_t locality, Bytes command, Completion done) {
-  Op op{Op::kSubmit};
-  op.locality = locality;
-  op.data = std::move(command);
-  op.done = std::move(done);
-  Post(std::move(op));
 }
 
 void InProcessBackend::Cancel() {
   if (executing_.load(std::memory_order_acquire)) engine_->Cancel();  // thread-safe
 }
 
-void InProcessBackend::ResetEstablished(uint8_t locality) {
-  Op op{Op::kResetEstablished};
-  op.locality = locality;
-  Post(std::move(op));
-}
-void InProcessBackend::HashStart() { Post(Op{Op::kHashStart}); }
-void InProcessBackend::HashData(Bytes data) {
-  Op op{Op::kHashData};
-  op.data = std::move(data);
-  Post(std::move(op));
-}
-void InProcessBackend::HashEnd() { Post(Op{Op::kHashEnd}); }
-
 Status InProcessBackend::RunOnEngine(const std::function<Status(engine::Engine&)>& fn) {
-  std::promise<Status> result;
-  Op op{Op::kCall};
-  op.call = [&] { result.set_value(fn(*engine_)); };
-  auto fut = result.get_future();
-  if (!queue_.Push(std::move(op))) {
-    return Fail(Errc::kBusy, "the TPM backend is shutting down or its queue is full");
-  }
-  return fut.get();
+  return RunOnWorker([&] { return fn(*engine_); });
 }
 
-void InProcessBackend::WorkerMain() {
-  while (auto op = queue_.Pop()) Execute(*op);
+Bytes InProcessBackend::RunCommand(uint8_t locality, Bytes& command) {
+  if (!engine_->SetLocality(locality)) return LocalityResponse();
+  executing_.store(true, std::memory_order_release);
+  ByteSpan r = engine_->Process(command);
+  executing_.store(false, std::memory_order_release);
+  return Bytes(r.begin(), r.end());
 }
 
-void InProcessBackend::RefreshEstablished() {
-  auto est = engine_->running() ? engine_->GetEstablished() : Result<bool>(false);
-  established_.store(est && *est, std::memory_order_release);
+void InProcessBackend::Warn(const char* what, const Status& st) {
+  if (!st) log_->warn("TPM backend: {} failed: {}", what, st.error().message);
 }
 
-void InProcessBackend::Execute(Op& op) {
-  auto warn = [&](const char* what, const Status& st) {
-    if (!st) log_->warn("TPM backend: {} failed: {}", what, st.error().message);
-  };
-  switch (op.kind) {
-    case Op::kSubmit: {
-      Bytes response;
-      if (auto st = engine_->SetLocality(op.locality); !st) {
-        response = wire::ErrorResponse(tpm2_ ? wire::kTpmStNoSessions : wire::kTpm12TagRspCommand,
-                                       tpm2_ ? kTpm2RcLocality : kTpm12BadLocality);
-      } else {
-        executing_.store(true, std::memory_order_release);
-        ByteSpan r = engine_->Process(op.data);
-        executing_.store(false, std::memory_order_release);
-        response.assign(r.begin(), r.end());
-      }
-      op.done(std::move(response));
-      break;
-    }
-    case Op::kHashStart:
-      warn("_TPM_Hash_Start", engine_->HashStart());
-      break;
-    case Op::kHashData:
-      warn("_TPM_Hash_Data", engine_->HashData(op.data));
-      break;
-    case Op::kHashEnd:
-      warn("_TPM_Hash_End", engine_->HashEnd());
-      RefreshEstablished();
-      break;
-    case Op::kResetEstablished:
-      warn("resetEstablishment", engine_->ResetEstablished(op.locality));
-      RefreshEstablished();
-      break;
-    case Op::kCall:
-      op.call();
-      RefreshEstablished();
-      break;
-  }
+void InProcessBackend::RunHashStart() { Warn("_TPM_Hash_Start", engine_->HashStart()); }
+void InProcessBackend::RunHashData(ByteSpan data) {
+  Warn("_TPM_Hash_Data", engine_->HashData(data));
+}
+void InProcessBackend::RunHashEnd() { Warn("_TPM_Hash_End", engine_->HashEnd()); }
+void InProcessBackend::RunResetEstablished(uint8_t locality) {
+  Warn("resetEstablishment", engine_->ResetEstablished(locality));
+}
+
+std::optional<bool> InProcessBackend::QueryEstablished() {
+  if (!engine_->running()) return false;
+  auto est = engine_->GetEstablished();
+  return est && *est;
 }
 
 }  // namespace vtpm::backend

@@ -11,10 +11,11 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
-#include <thread>
+#include <optional>
 
-#include "backend/op_queue.h"
+#include "backend/queued_backend.h"
 #include "base/log.h"
 #include "device/tpm_backend.h"
 #include "engine/engine.h"
@@ -29,7 +30,7 @@ struct InProcessOptions {
   uint32_t buffer_size = 0;
 };
 
-class InProcessBackend final : public device::TpmBackend {
+class InProcessBackend final : public QueuedBackend {
  public:
   // |store| holds the TPM's state (e.g. state::DirStore); the backend owns it.
   static Result<std::unique_ptr<InProcessBackend>> Create(std::unique_ptr<state::NvStore> store,
@@ -37,13 +38,7 @@ class InProcessBackend final : public device::TpmBackend {
                                                           Logger log);
   ~InProcessBackend() override;  // drains the queue, then Engine::Stop (orderly shutdown)
 
-  void Submit(uint8_t locality, Bytes command, Completion done) override;
   void Cancel() override;
-  bool TpmEstablished() override { return established_.load(std::memory_order_acquire); }
-  void ResetEstablished(uint8_t locality) override;
-  void HashStart() override;
-  void HashData(Bytes data) override;
-  void HashEnd() override;
   uint32_t BufferSize() const override { return buffer_size_; }
 
   // Control plane (never from a vCPU): runs |fn| on the worker thread, after everything queued
@@ -53,20 +48,18 @@ class InProcessBackend final : public device::TpmBackend {
  private:
   InProcessBackend(std::unique_ptr<state::NvStore> store, std::unique_ptr<engine::Engine> eng,
                    Logger log);
-  void Post(Op op);
-  void WorkerMain();
-  void Execute(Op& op);
-  void RefreshEstablished();
+  Bytes RunCommand(uint8_t locality, Bytes& command) override;
+  void RunHashStart() override;
+  void RunHashData(ByteSpan data) override;
+  void RunHashEnd() override;
+  void RunResetEstablished(uint8_t locality) override;
+  std::optional<bool> QueryEstablished() override;
+  void Warn(const char* what, const Status& st);
 
   std::unique_ptr<state::NvStore> store_;
   std::unique_ptr<engine::Engine> engine_;  // worker thread only (after Create)
-  Logger log_;
   uint32_t buffer_size_ = 4096;
-  bool tpm2_ = true;
-  std::atomic<bool> established_{false};
   std::atomic<bool> executing_{false};
-  OpQueue queue_{kQueueCapacity};
-  std::thread worker_;
 };
 
 }  // namespace vtpm::backend

@@ -21,9 +21,10 @@
 #include <string>
 #include <thread>
 
-#include "backend/op_queue.h"
+#include "backend/queued_backend.h"
 #include "base/log.h"
 #include "base/unique_fd.h"
+#include "client/ctrl_client.h"
 #include "device/tpm_backend.h"
 
 namespace vtpm::backend {
@@ -40,19 +41,13 @@ struct SwtpmSocketOptions {
   std::chrono::milliseconds io_timeout{std::chrono::minutes(5)};
 };
 
-class SwtpmSocketBackend final : public device::TpmBackend {
+class SwtpmSocketBackend final : public QueuedBackend {
  public:
   static Result<std::unique_ptr<SwtpmSocketBackend>> Create(const SwtpmSocketOptions& options,
                                                             Logger log);
   ~SwtpmSocketBackend() override;
 
-  void Submit(uint8_t locality, Bytes command, Completion done) override;
   void Cancel() override;
-  bool TpmEstablished() override { return established_.load(std::memory_order_acquire); }
-  void ResetEstablished(uint8_t locality) override;
-  void HashStart() override;
-  void HashData(Bytes data) override;
-  void HashEnd() override;
   uint32_t BufferSize() const override { return buffer_size_; }
 
   // Control plane: CMD_SHUTDOWN (swtpm stores its state and exits). Waits for queued work.
@@ -60,28 +55,26 @@ class SwtpmSocketBackend final : public device::TpmBackend {
   bool broken() const { return broken_.load(); }
 
  private:
-  explicit SwtpmSocketBackend(const SwtpmSocketOptions& options, Logger log);
+  SwtpmSocketBackend(const SwtpmSocketOptions& options, client::CtrlClient ctrl, Logger log);
   Status Connect();
-  // One control exchange: |request| (code + body), reads the 4-byte result and, on success,
-  // |extra| more bytes. Returns the result code (0 = success) and the extra bytes.
-  Result<std::pair<uint32_t, Bytes>> Ctrl(const Bytes& request, size_t extra, int pass_fd = -1);
-  Status CtrlOk(const Bytes& request, const char* what);
+  // A control exchange on the worker thread; a transport failure marks the backend broken.
+  void CtrlOp(const wire::CtrlRequest& request, ByteSpan payload = {});
+  void MarkBroken(std::string_view what, const Error& e);
   Result<Bytes> Transact(const Bytes& command);
-  void Post(Op op);
-  void WorkerMain();
   void CancellerMain();
-  void Execute(Op& op);
-  void RefreshEstablished();
-  Bytes Failure() const;
+
+  Bytes RunCommand(uint8_t locality, Bytes& command) override;
+  void RunHashStart() override;
+  void RunHashData(ByteSpan data) override;
+  void RunHashEnd() override;
+  void RunResetEstablished(uint8_t locality) override;
+  std::optional<bool> QueryEstablished() override;
 
   SwtpmSocketOptions options_;
-  Logger log_;
-  UniqueFd ctrl_;
+  client::CtrlClient ctrl_;  // shared by the worker and the canceller (it serialises)
   UniqueFd data_;
-  std::mutex ctrl_mu_;  // the control socket is shared by the worker and the canceller
   uint32_t buffer_size_ = 4096;
   int locality_ = -1;  // last locality sent (worker only)
-  std::atomic<bool> established_{false};
   std::atomic<bool> broken_{false};
 
   std::mutex cancel_mu_;  // guards the three below
@@ -89,9 +82,6 @@ class SwtpmSocketBackend final : public device::TpmBackend {
   bool outstanding_ = false;
   bool cancel_requested_ = false;
   bool stopping_ = false;
-
-  OpQueue queue_{kQueueCapacity};
-  std::thread worker_;
   std::thread canceller_;
 };
 

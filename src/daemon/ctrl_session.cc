@@ -3,11 +3,11 @@
 #include <algorithm>
 
 #include "state/blob.h"
-#include "wire/swtpm_ctrl.h"
 
 namespace vtpm::daemon {
 
 using wire::CtrlCmd;
+using wire::CtrlResponse;
 
 namespace {
 
@@ -37,12 +37,26 @@ std::optional<engine::StateType> BlobType(uint32_t ptm_type) {
   }
 }
 
+CtrlResponse Result(uint32_t result) { return CtrlResponse{result, {}}; }
+
 }  // namespace
 
 CtrlSession::CtrlSession(TpmService* service, bool fd_passing)
     : service_(service), fd_passing_(fd_passing) {}
 
-void CtrlSession::Res(Bytes& out, uint32_t res) { AppendBe32(out, res); }
+void CtrlSession::Reply(const CtrlResponse& response, Bytes& out) {
+  const Bytes b = wire::EncodeCtrlResponse(response);
+  out.insert(out.end(), b.begin(), b.end());
+}
+
+bool CtrlSession::TakeFixed(std::span<uint8_t> chunk, size_t& pos) {
+  const size_t n = std::min<size_t>(need_, chunk.size() - pos);
+  head_.insert(head_.end(), chunk.begin() + static_cast<ptrdiff_t>(pos),
+               chunk.begin() + static_cast<ptrdiff_t>(pos + n));
+  pos += n;
+  need_ -= static_cast<uint32_t>(n);
+  return need_ == 0;
+}
 
 void CtrlSession::OnChunk(std::span<uint8_t> chunk, Bytes& out) {
   size_t pos = 0;
@@ -53,298 +67,278 @@ void CtrlSession::OnChunk(std::span<uint8_t> chunk, Bytes& out) {
       phase_ = Phase::kFixed;
     }
     if (phase_ == Phase::kFixed) {
-      size_t n = std::min<size_t>(need_, chunk.size() - pos);
-      head_.insert(head_.end(), chunk.begin() + static_cast<ptrdiff_t>(pos),
-                   chunk.begin() + static_cast<ptrdiff_t>(pos + n));
-      pos += n;
-      need_ -= static_cast<uint32_t>(n);
-      if (need_ > 0) return;  // wait for the rest in the next read
+      if (!TakeFixed(chunk, pos)) return;  // wait for the rest in the next read
       if (head_.size() == 4) {
         code_ = LoadBe32(head_.data());
         auto body = wire::CtrlFixedBodySize(code_);
         if (!body) {
           service_->log()->debug("ctrl: unknown command 0x{:x}", code_);
-          Res(out, wire::kPtmResBadOrdinal);
+          Reply(Result(wire::kPtmResBadOrdinal), out);
           phase_ = Phase::kIdle;
           return;  // like swtpm, the rest of this read belongs to the bad message
         }
         need_ = *body;
         if (need_ > 0) continue;
       }
-      if (code_ == static_cast<uint32_t>(CtrlCmd::kHashData) ||
-          code_ == static_cast<uint32_t>(CtrlCmd::kSetStateBlob)) {
-        // The variable payload follows; its length is the fixed part's last u32.
-        uint32_t len = LoadBe32(head_.data() + head_.size() - 4);
-        payload_.clear();
-        payload_error_ = 0;
-        need_ = len;
-        phase_ = Phase::kPayload;
-        if (code_ == static_cast<uint32_t>(CtrlCmd::kSetStateBlob)) {
-          if (len > wire::kMaxStateBlobSize) {
-            service_->log()->warn("ctrl: CMD_SET_STATEBLOB of {} bytes refused (limit {})", len,
-                                  wire::kMaxStateBlobSize);
-            Res(out, wire::kPtmResFail);
-            close_ = true;  // the stream cannot be resynchronised
-            return;
-          }
-          if (service_->engine().running()) payload_error_ = wire::kPtmResBadOrdinal;
-          payload_.reserve(len);
-        } else if (!service_->engine().running()) {
-          payload_error_ = wire::kPtmResBadOrdinal;
-        }
-        if (need_ == 0) {
-          FinishPayload(out);
-          return;
-        }
-        continue;
-      }
-      Execute(chunk.size() - pos, out);
-      phase_ = Phase::kIdle;
-      return;  // surplus bytes of this read are ignored, as swtpm does
+      OnFixedComplete(chunk.size() - pos, out);
+      if (phase_ == Phase::kIdle) return;  // surplus bytes of this read are ignored, as swtpm
+      continue;
     }
-    if (phase_ == Phase::kPayload) {
-      size_t n = std::min<size_t>(need_, chunk.size() - pos);
-      ByteSpan part(chunk.data() + pos, n);
-      pos += n;
-      need_ -= static_cast<uint32_t>(n);
-      if (payload_error_ == 0) {
-        if (code_ == static_cast<uint32_t>(CtrlCmd::kHashData)) {
-          // Streamed straight into the TPM: no buffering, whatever the length.
-          if (auto st = service_->engine().HashData(part); !st) {
-            payload_error_ = ResultFor(st.error());
-          }
-        } else {
-          payload_.insert(payload_.end(), part.begin(), part.end());
-        }
-      }
-      if (need_ == 0) {
-        FinishPayload(out);
-        return;
-      }
+    const size_t n = std::min<size_t>(need_, chunk.size() - pos);
+    TakePayload(ByteSpan(chunk.data() + pos, n));
+    pos += n;
+    if (need_ == 0) {
+      FinishPayload(out);
+      return;
     }
+  }
+}
+
+void CtrlSession::OnFixedComplete(size_t surplus, Bytes& out) {
+  // The size was checked against the code, so decoding cannot fail.
+  auto req = wire::DecodeCtrlRequest(code_, ByteSpan(head_).subspan(4));
+  if (!req) {
+    Reply(Result(wire::kPtmResBadParameter), out);
+    phase_ = Phase::kIdle;
+    return;
+  }
+  if (req->cmd == CtrlCmd::kHashData || req->cmd == CtrlCmd::kSetStateBlob) {
+    StartPayload(*req, out);
+    return;
+  }
+  const size_t before = out.size();
+  Reply(Handle(*req, surplus), out);
+  if (passed_fd_.valid() && req->cmd != CtrlCmd::kSetDatafd) {
+    passed_fd_.reset();  // an fd may only come with CMD_SET_DATAFD
+  }
+  service_->log()->debug("ctrl: {} -> 0x{:x}", wire::CtrlCmdName(code_),
+                         LoadBe32(out.data() + before));
+  phase_ = Phase::kIdle;
+}
+
+void CtrlSession::StartPayload(const wire::CtrlRequest& req, Bytes& out) {
+  request_ = req;
+  const bool set_blob = req.cmd == CtrlCmd::kSetStateBlob;
+  const uint32_t len = set_blob ? std::get<wire::CtrlStateBlobBody>(req.body).offset_or_length
+                                : std::get<wire::CtrlU32Body>(req.body).value;
+  payload_.clear();
+  payload_error_ = 0;
+  need_ = len;
+  phase_ = Phase::kPayload;
+  if (set_blob) {
+    if (len > wire::kMaxStateBlobSize) {
+      service_->log()->warn("ctrl: CMD_SET_STATEBLOB of {} bytes refused (limit {})", len,
+                            wire::kMaxStateBlobSize);
+      Reply(Result(wire::kPtmResFail), out);
+      close_ = true;  // the stream cannot be resynchronised
+      return;
+    }
+    if (service_->engine().running()) payload_error_ = wire::kPtmResBadOrdinal;
+    payload_.reserve(len);
+  } else if (!service_->engine().running()) {
+    payload_error_ = wire::kPtmResBadOrdinal;
+  }
+  if (need_ == 0) FinishPayload(out);
+}
+
+void CtrlSession::TakePayload(ByteSpan part) {
+  need_ -= static_cast<uint32_t>(part.size());
+  if (payload_error_ != 0) return;
+  if (request_.cmd == CtrlCmd::kHashData) {
+    // Streamed straight into the TPM: no buffering, whatever the length.
+    if (auto st = service_->engine().HashData(part); !st) payload_error_ = ResultFor(st.error());
+  } else {
+    payload_.insert(payload_.end(), part.begin(), part.end());
   }
 }
 
 void CtrlSession::FinishPayload(Bytes& out) {
   phase_ = Phase::kIdle;
-  auto& log = service_->log();
-  if (code_ == static_cast<uint32_t>(CtrlCmd::kHashData)) {
-    log->debug("ctrl: CMD_HASH_DATA -> 0x{:x}", payload_error_);
-    Res(out, payload_error_);
+  if (request_.cmd == CtrlCmd::kHashData) {
+    service_->log()->debug("ctrl: CMD_HASH_DATA -> 0x{:x}", payload_error_);
+    Reply(Result(payload_error_), out);
     return;
   }
-  // CMD_SET_STATEBLOB: head_ = code, state_flags, type, length.
-  uint32_t type = LoadBe32(head_.data() + 8);
-  uint32_t res = payload_error_;
-  auto st_type = BlobType(type);
-  if (res == 0 && !st_type) res = wire::kPtmResBadParameter;
-  if (res == 0) {
-    Bytes raw;
-    if (!payload_.empty()) {
-      auto decoded = state::DecodeStateBlob(payload_);
-      if (!decoded) {
-        log->warn("ctrl: CMD_SET_STATEBLOB: {}", decoded.error().message);
-        res = decoded.error().code == Errc::kUnsupported ? wire::kPtmResKeyNotFound
-                                                         : wire::kPtmResBadParameter;
-      } else {
-        raw = std::move(*decoded);
-      }
-    }
-    if (res == 0) {
-      if (auto st = service_->engine().SetState(*st_type, raw); !st) {
-        log->error("ctrl: CMD_SET_STATEBLOB: {}", st.error().message);
-        res = st.error().code == Errc::kBusy ? wire::kPtmResIoError : ResultFor(st.error());
-      }
-    }
-  }
-  log->debug("ctrl: CMD_SET_STATEBLOB type {} ({} bytes) -> 0x{:x}", type, payload_.size(), res);
+  const uint32_t type = std::get<wire::CtrlStateBlobBody>(request_.body).type;
+  const CtrlResponse r = payload_error_ != 0 ? Result(payload_error_) : SetStateBlob(type);
+  service_->log()->debug("ctrl: CMD_SET_STATEBLOB type {} ({} bytes) -> 0x{:x}", type,
+                         payload_.size(), r.result);
   payload_.clear();
   payload_.shrink_to_fit();
-  Res(out, res);
+  Reply(r, out);
 }
 
-void CtrlSession::Execute(size_t surplus, Bytes& out) {
-  engine::Engine& eng = service_->engine();
+CtrlResponse CtrlSession::SetStateBlob(uint32_t type) {
   auto& log = service_->log();
-  ByteReader body(ByteSpan(head_).subspan(4));
-  const size_t before = out.size();
-  auto need_running = [&]() {
-    if (eng.running()) return true;
-    Res(out, wire::kPtmResBadOrdinal);
-    return false;
-  };
-  auto status_res = [&](const Status& st) {
-    if (!st) log->warn("ctrl: {}: {}", wire::CtrlCmdName(code_), st.error().message);
-    Res(out, st ? wire::kPtmResSuccess : ResultFor(st.error()));
-  };
+  auto st_type = BlobType(type);
+  if (!st_type) return Result(wire::kPtmResBadParameter);
+  Bytes raw;
+  if (!payload_.empty()) {
+    auto decoded = state::DecodeStateBlob(payload_);
+    if (!decoded) {
+      log->warn("ctrl: CMD_SET_STATEBLOB: {}", decoded.error().message);
+      return Result(decoded.error().code == Errc::kUnsupported ? wire::kPtmResKeyNotFound
+                                                               : wire::kPtmResBadParameter);
+    }
+    raw = std::move(*decoded);
+  }
+  if (auto st = service_->engine().SetState(*st_type, raw); !st) {
+    log->error("ctrl: CMD_SET_STATEBLOB: {}", st.error().message);
+    return Result(st.error().code == Errc::kBusy ? wire::kPtmResIoError : ResultFor(st.error()));
+  }
+  return Result(wire::kPtmResSuccess);
+}
 
-  switch (static_cast<CtrlCmd>(code_)) {
-    case CtrlCmd::kGetCapability: {
-      // Every PTM_CAP_* bit. Like swtpm, SET_DATAFD is advertised on TCP too (where it fails at
-      // run time): clients test the bit set, not the transport.
-      uint32_t caps = 0x1ffff;
-      if (!eng.tpm2()) caps &= ~wire::kPtmCapSendCommandHeader;
-      Res(out, wire::kPtmResSuccess);
-      AppendBe32(out, caps);
-      break;
-    }
-    case CtrlCmd::kInit: {
-      if (surplus != 0) {
-        Res(out, wire::kPtmResBadParameter);
-        break;
-      }
-      uint32_t flags = *body.U32();
-      auto st = service_->Start((flags & wire::kPtmInitFlagDeleteVolatile) != 0);
-      if (!st) {
-        log->error("ctrl: CMD_INIT failed: {}", st.error().message);
-        Res(out, st.error().code == Errc::kTpm ? ResultFor(st.error()) : wire::kPtmResFail);
-      } else {
-        Res(out, wire::kPtmResSuccess);
-      }
-      break;
-    }
+CtrlResponse CtrlSession::Handle(const wire::CtrlRequest& req, size_t surplus) {
+  engine::Engine& eng = service_->engine();
+  // Commands that need a running TPM answer BAD_ORDINAL (4 bytes) when it is not, as swtpm.
+  auto running = [&] { return eng.running(); };
+  auto status = [&](const Status& st) {
+    if (!st) service_->log()->warn("ctrl: {}: {}", wire::CtrlCmdName(code_), st.error().message);
+    return Result(st ? wire::kPtmResSuccess : ResultFor(st.error()));
+  };
+  switch (req.cmd) {
+    case CtrlCmd::kGetCapability:
+      return GetCapability();
+    case CtrlCmd::kInit:
+      return Init(req, surplus);
     case CtrlCmd::kShutdown:
-      eng.Stop();
-      Res(out, wire::kPtmResSuccess);
-      close_ = true;
-      if (service_->hooks()) service_->hooks()->RequestExit();
-      break;
-    case CtrlCmd::kGetTpmEstablished: {
-      if (!need_running()) break;
-      auto est = eng.GetEstablished();
-      if (!est) {
-        Res(out, ResultFor(est.error()));
-        break;
-      }
-      Res(out, wire::kPtmResSuccess);
-      out.insert(out.end(), {static_cast<uint8_t>(*est ? 1 : 0), 0, 0, 0});
-      break;
-    }
-    case CtrlCmd::kSetLocality: {
-      uint8_t loc = *body.U8();
-      Res(out, eng.SetLocality(loc) ? wire::kPtmResSuccess : wire::kPtmResBadLocality);
-      break;
-    }
+      return Shutdown();
+    case CtrlCmd::kGetTpmEstablished:
+      return running() ? GetTpmEstablished() : Result(wire::kPtmResBadOrdinal);
+    case CtrlCmd::kSetLocality:
+      return SetLocality(std::get<wire::CtrlU8Body>(req.body).value);
     case CtrlCmd::kHashStart:
-      if (need_running()) status_res(eng.HashStart());
-      break;
+      return running() ? status(eng.HashStart()) : Result(wire::kPtmResBadOrdinal);
     case CtrlCmd::kHashEnd:
-      if (need_running()) status_res(eng.HashEnd());
-      break;
+      return running() ? status(eng.HashEnd()) : Result(wire::kPtmResBadOrdinal);
     case CtrlCmd::kCancelTpmCmd:
-      if (need_running()) {
-        eng.Cancel();
-        Res(out, wire::kPtmResSuccess);
-      }
-      break;
+      if (!running()) return Result(wire::kPtmResBadOrdinal);
+      eng.Cancel();
+      return Result(wire::kPtmResSuccess);
     case CtrlCmd::kStoreVolatile:
-      if (need_running()) status_res(eng.StoreVolatile());
-      break;
-    case CtrlCmd::kResetTpmEstablished: {
-      if (!need_running()) break;
-      uint8_t loc = *body.U8();
-      if (loc > 4) {
-        Res(out, wire::kPtmResBadLocality);
-        break;
-      }
-      status_res(eng.ResetEstablished(loc));
-      break;
-    }
-    case CtrlCmd::kGetStateBlob: {
-      if (!need_running()) break;
-      uint32_t flags = *body.U32();
-      (void)flags;  // DECRYPTED: we store no encrypted blobs yet, so all are plain
-      uint32_t type = *body.U32();
-      uint32_t offset = *body.U32();
-      auto st_type = BlobType(type);
-      if (!st_type) {
-        Res(out, wire::kPtmResFail);
-        break;
-      }
-      auto raw = eng.GetState(*st_type);
-      Bytes blob;
-      uint32_t res = wire::kPtmResSuccess;
-      if (!raw) {
-        res = raw.error().code == Errc::kNotFound ? wire::kPtmResRetry : ResultFor(raw.error());
-      } else {
-        blob = state::EncodeMigrationBlob(*raw);
-      }
-      size_t start = std::min<size_t>(offset, blob.size());
-      uint32_t len = static_cast<uint32_t>(blob.size() - start);
-      Res(out, res);
-      AppendBe32(out, 0);  // state_flags: not encrypted
-      AppendBe32(out, len);
-      AppendBe32(out, len);
-      out.insert(out.end(), blob.begin() + static_cast<ptrdiff_t>(start), blob.end());
-      if (*st_type == engine::StateType::kSaveState) service_->ReleaseLockForMigration();
-      break;
-    }
+      return running() ? status(eng.StoreVolatile()) : Result(wire::kPtmResBadOrdinal);
+    case CtrlCmd::kResetTpmEstablished:
+      return running() ? ResetTpmEstablished(std::get<wire::CtrlU8Body>(req.body).value)
+                       : Result(wire::kPtmResBadOrdinal);
+    case CtrlCmd::kGetStateBlob:
+      return running() ? GetStateBlob(std::get<wire::CtrlStateBlobBody>(req.body))
+                       : Result(wire::kPtmResBadOrdinal);
     case CtrlCmd::kStop:
       eng.Stop();
-      Res(out, wire::kPtmResSuccess);
-      break;
+      return Result(wire::kPtmResSuccess);
     case CtrlCmd::kGetConfig:
-      Res(out, wire::kPtmResSuccess);
-      AppendBe32(out, 0);  // neither a file key nor a migration key
-      break;
-    case CtrlCmd::kSetDatafd: {
-      if (!fd_passing_ || !passed_fd_.valid() || service_->hooks() == nullptr) {
-        Res(out, wire::kPtmResFail);
-        break;
-      }
-      bool adopted = service_->hooks()->AdoptDataFd(std::move(passed_fd_));
-      Res(out, adopted ? wire::kPtmResSuccess : wire::kPtmResIoError);
-      break;
-    }
-    case CtrlCmd::kSetBufferSize: {
-      uint32_t wanted = *body.U32();
-      auto sizes = eng.SetBufferSize(wanted);
-      if (!sizes) {
-        Res(out, ResultFor(sizes.error()));
-        break;
-      }
-      Res(out, wire::kPtmResSuccess);
-      AppendBe32(out, sizes->current);
-      AppendBe32(out, sizes->min);
-      AppendBe32(out, sizes->max);
-      break;
-    }
-    case CtrlCmd::kGetInfo: {
-      uint64_t flags = *body.U64();
-      uint32_t offset = *body.U32();
-      auto info = eng.GetInfo(flags);
-      if (!info) {
-        Res(out, wire::kPtmResSize);
-        break;
-      }
-      size_t total = info->size() + 1;  // the trailing NUL counts
-      if (offset >= total) {
-        Res(out, wire::kPtmResBadParameter);
-        break;
-      }
-      uint32_t len = static_cast<uint32_t>(std::min<size_t>(wire::kGetInfoChunk, total - offset));
-      Res(out, wire::kPtmResSuccess);
-      AppendBe32(out, static_cast<uint32_t>(total));
-      AppendBe32(out, len);
-      const char* p = info->c_str() + offset;
-      out.insert(out.end(), p, p + len);
-      break;
-    }
+      return CtrlResponse{wire::kPtmResSuccess, wire::CtrlU32Reply{0}};  // no file or migration key
+    case CtrlCmd::kSetDatafd:
+      return SetDatafd();
+    case CtrlCmd::kSetBufferSize:
+      return SetBufferSize(std::get<wire::CtrlU32Body>(req.body).value);
+    case CtrlCmd::kGetInfo:
+      return GetInfo(std::get<wire::CtrlGetInfoBody>(req.body));
     case CtrlCmd::kLockStorage: {
-      uint32_t retries = std::min<uint32_t>(*body.U32(), 1000);
-      auto st = service_->Relock(retries);
-      Res(out, st ? wire::kPtmResSuccess : wire::kPtmResFail);
-      break;
+      const uint32_t retries =
+          std::min<uint32_t>(std::get<wire::CtrlU32Body>(req.body).value, 1000);
+      return Result(service_->Relock(retries) ? wire::kPtmResSuccess : wire::kPtmResFail);
     }
     case CtrlCmd::kHashData:
     case CtrlCmd::kSetStateBlob:
-      break;  // handled by FinishPayload()
+      break;  // payload commands: FinishPayload()
   }
-  if (passed_fd_.valid() && static_cast<CtrlCmd>(code_) != CtrlCmd::kSetDatafd) {
-    passed_fd_.reset();  // an fd may only come with CMD_SET_DATAFD
+  return Result(wire::kPtmResBadOrdinal);
+}
+
+CtrlResponse CtrlSession::GetCapability() {
+  // Every PTM_CAP_* bit. Like swtpm, SET_DATAFD is advertised on TCP too (where it fails at run
+  // time): clients test the bit set, not the transport.
+  uint32_t caps = 0x1ffff;
+  if (!service_->engine().tpm2()) caps &= ~wire::kPtmCapSendCommandHeader;
+  return CtrlResponse{wire::kPtmResSuccess, wire::CtrlU32Reply{caps}};
+}
+
+CtrlResponse CtrlSession::Init(const wire::CtrlRequest& req, size_t surplus) {
+  if (surplus != 0) return Result(wire::kPtmResBadParameter);  // swtpm: exactly 4 body bytes
+  const uint32_t flags = std::get<wire::CtrlU32Body>(req.body).value;
+  auto st = service_->Start((flags & wire::kPtmInitFlagDeleteVolatile) != 0);
+  if (!st) {
+    service_->log()->error("ctrl: CMD_INIT failed: {}", st.error().message);
+    return Result(st.error().code == Errc::kTpm ? ResultFor(st.error()) : wire::kPtmResFail);
   }
-  log->debug("ctrl: {} -> 0x{:x}", wire::CtrlCmdName(code_),
-             out.size() >= before + 4 ? LoadBe32(out.data() + before) : 0u);
+  return Result(wire::kPtmResSuccess);
+}
+
+CtrlResponse CtrlSession::Shutdown() {
+  service_->engine().Stop();
+  close_ = true;
+  if (service_->hooks()) service_->hooks()->RequestExit();
+  return Result(wire::kPtmResSuccess);
+}
+
+CtrlResponse CtrlSession::GetTpmEstablished() {
+  auto est = service_->engine().GetEstablished();
+  if (!est) return Result(ResultFor(est.error()));
+  return CtrlResponse{wire::kPtmResSuccess, wire::CtrlEstablishedReply{*est}};
+}
+
+CtrlResponse CtrlSession::SetLocality(uint8_t locality) {
+  return Result(service_->engine().SetLocality(locality) ? wire::kPtmResSuccess
+                                                         : wire::kPtmResBadLocality);
+}
+
+CtrlResponse CtrlSession::ResetTpmEstablished(uint8_t locality) {
+  if (locality > 4) return Result(wire::kPtmResBadLocality);
+  auto st = service_->engine().ResetEstablished(locality);
+  if (!st) service_->log()->warn("ctrl: CMD_RESET_TPMESTABLISHED: {}", st.error().message);
+  return Result(st ? wire::kPtmResSuccess : ResultFor(st.error()));
+}
+
+CtrlResponse CtrlSession::GetStateBlob(const wire::CtrlStateBlobBody& body) {
+  // On a running TPM the reply always carries its header, whatever the result (as swtpm 0.7.1,
+  // which answers an unknown blob type with TPM_RETRY and empty lengths). state_flags DECRYPTED
+  // does not matter: we hold no encrypted blobs, so all are plain.
+  wire::CtrlStateBlobReply reply;
+  auto st_type = BlobType(body.type);
+  if (!st_type) return CtrlResponse{wire::kPtmResRetry, std::move(reply)};
+  auto raw = service_->engine().GetState(*st_type);
+  uint32_t res = wire::kPtmResSuccess;
+  Bytes blob;
+  if (!raw) {
+    res = raw.error().code == Errc::kNotFound ? wire::kPtmResRetry : ResultFor(raw.error());
+  } else {
+    blob = state::EncodeMigrationBlob(*raw);
+  }
+  const size_t start = std::min<size_t>(body.offset_or_length, blob.size());
+  reply.data.assign(blob.begin() + static_cast<ptrdiff_t>(start), blob.end());
+  reply.total_length = static_cast<uint32_t>(reply.data.size());
+  if (*st_type == engine::StateType::kSaveState) service_->ReleaseLockForMigration();
+  return CtrlResponse{res, std::move(reply)};
+}
+
+CtrlResponse CtrlSession::SetDatafd() {
+  if (!fd_passing_ || !passed_fd_.valid() || service_->hooks() == nullptr) {
+    return Result(wire::kPtmResFail);
+  }
+  const bool adopted = service_->hooks()->AdoptDataFd(std::move(passed_fd_));
+  return Result(adopted ? wire::kPtmResSuccess : wire::kPtmResIoError);
+}
+
+CtrlResponse CtrlSession::SetBufferSize(uint32_t wanted) {
+  auto sizes = service_->engine().SetBufferSize(wanted);
+  if (!sizes) return Result(ResultFor(sizes.error()));
+  return CtrlResponse{wire::kPtmResSuccess,
+                      wire::CtrlBufferSizeReply{sizes->current, sizes->min, sizes->max}};
+}
+
+CtrlResponse CtrlSession::GetInfo(const wire::CtrlGetInfoBody& body) {
+  auto info = service_->engine().GetInfo(body.flags);
+  if (!info) return Result(wire::kPtmResSize);
+  const size_t total = info->size() + 1;  // the trailing NUL counts
+  if (body.offset >= total) return Result(wire::kPtmResBadParameter);
+  const size_t len = std::min<size_t>(wire::kGetInfoChunk, total - body.offset);
+  wire::CtrlInfoReply reply;
+  reply.total_length = static_cast<uint32_t>(total);
+  const char* p = info->c_str() + body.offset;
+  reply.data.assign(p, p + len);
+  return CtrlResponse{wire::kPtmResSuccess, std::move(reply)};
 }
 
 }  // namespace vtpm::daemon

@@ -20,7 +20,7 @@ size_t DataSession::ProcessOne(std::span<uint8_t> avail, Bytes& out) {
   auto refuse = [&](const char* why) {
     service_->log()->warn("data: {}; closing the connection", why);
     Bytes err = tpm2 ? wire::ErrorResponse(wire::kTpmStNoSessions, wire::kTpmRcCommandSize)
-                     : wire::ErrorResponse(wire::kTpm12TagRspCommand, 0x0b /*TPM_BAD_PARAM_SIZE*/);
+                     : wire::ErrorResponse(wire::kTpm12TagRspCommand, wire::kTpm12BadParamSize);
     out.insert(out.end(), err.begin(), err.end());
     RequestClose();
     return size_t{0};
@@ -30,20 +30,13 @@ size_t DataSession::ProcessOne(std::span<uint8_t> avail, Bytes& out) {
   // A TPM 1.2 command tag goes to the TPM like any command (libtpms answers it with a TPM 2
   // error, as swtpm does): OVMF probes a TIS TPM with TPM_ORD_GetTicks before it tries TPM 2.
   if (tpm2 && !wire::IsCommandTag(tag)) {
-    if (avail.size() < kMssimPrefix) return 0;
-    uint32_t cmd = LoadBe32(avail.data());
-    if (cmd != static_cast<uint32_t>(wire::MssimCmd::kSendCommand)) {
-      return refuse("neither a TPM 2 command nor an MS-simulator TPM_SEND_COMMAND");
-    }
-    uint8_t locality = avail[4];
-    uint32_t size = LoadBe32(avail.data() + 5);
-    if (size < wire::kTpmHeaderSize || size > max - kMssimPrefix) {
-      return refuse("command size out of range");
-    }
-    if (avail.size() < kMssimPrefix + size) return 0;
-    ByteSpan resp = service_->Execute(avail.subspan(kMssimPrefix, size), locality);
+    auto frame = wire::ParseSendCommand(avail, max - kMssimPrefix);
+    if (!frame) return refuse(frame.error().message.c_str());
+    if (!*frame) return 0;
+    ByteSpan resp = service_->Execute(avail.subspan(kMssimPrefix, (*frame)->command.size()),
+                                      (*frame)->locality);
     wire::AppendSendCommandResponse(out, resp);
-    return kMssimPrefix + size;
+    return (*frame)->consumed;
   }
   if (avail.size() < wire::kTpmHeaderSize) return 0;
   uint32_t size = LoadBe32(avail.data() + 2);

@@ -31,19 +31,19 @@ size_t MssimSession::ProcessOne(std::span<uint8_t> avail, Bytes& out) {
   auto ack = [&] { AppendBe32(out, 0); };
   switch (static_cast<MssimCmd>(code)) {
     case MssimCmd::kSendCommand: {
-      if (avail.size() < wire::kMssimSendCommandPrefix) return 0;
-      uint8_t locality = avail[4];
-      uint32_t size = LoadBe32(avail.data() + 5);
-      if (size < wire::kTpmHeaderSize || size > eng.buffer_size()) {
-        log->warn("mssim: command of {} bytes refused; closing the connection", size);
+      auto frame = wire::ParseSendCommand(avail, eng.buffer_size());
+      if (!frame) {
+        log->warn("mssim: {}; closing the connection", frame.error().message);
         RequestClose();
         return 0;
       }
-      if (avail.size() < wire::kMssimSendCommandPrefix + size) return 0;
+      if (!*frame) return 0;
       ByteSpan resp =
-          service_->Execute(avail.subspan(wire::kMssimSendCommandPrefix, size), locality);
+          service_->Execute(std::span<uint8_t>(avail.data() + wire::kMssimSendCommandPrefix,
+                                               (*frame)->command.size()),
+                            (*frame)->locality);
       wire::AppendSendCommandResponse(out, resp);
-      return wire::kMssimSendCommandPrefix + size;
+      return (*frame)->consumed;
     }
     case MssimCmd::kSignalHashData: {
       if (avail.size() < 8) return 0;

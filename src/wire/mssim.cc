@@ -1,5 +1,9 @@
 #include "wire/mssim.h"
 
+#include <fmt/format.h>
+
+#include "wire/tpm_header.h"
+
 namespace vtpm::wire {
 
 std::string_view MssimCmdName(uint32_t code) {
@@ -50,6 +54,47 @@ std::string_view MssimCmdName(uint32_t code) {
       return "TPM_TEST_FAILURE_MODE";
   }
   return "TPM_UNKNOWN";
+}
+
+Result<std::optional<MssimSendCommand>> ParseSendCommand(ByteSpan avail, size_t max_command) {
+  if (avail.size() < kMssimSendCommandPrefix) return std::optional<MssimSendCommand>();
+  const uint32_t code = LoadBe32(avail.data());
+  if (code != static_cast<uint32_t>(MssimCmd::kSendCommand)) {
+    return Fail(Errc::kInvalidArgument,
+                fmt::format("expected TPM_SEND_COMMAND, got {} ({})", code, MssimCmdName(code)));
+  }
+  const uint32_t size = LoadBe32(avail.data() + 5);
+  if (size < kTpmHeaderSize || size > max_command) {
+    return Fail(Errc::kInvalidArgument, fmt::format("a command of {} bytes (allowed: {} to {})",
+                                                    size, kTpmHeaderSize, max_command));
+  }
+  if (avail.size() - kMssimSendCommandPrefix < size) return std::optional<MssimSendCommand>();
+  return MssimSendCommand{avail[4], avail.subspan(kMssimSendCommandPrefix, size),
+                          kMssimSendCommandPrefix + size};
+}
+
+Bytes EncodeSendCommand(uint8_t locality, ByteSpan command) {
+  ByteWriter w;
+  w.U32(static_cast<uint32_t>(MssimCmd::kSendCommand));
+  w.U8(locality);
+  w.U32(static_cast<uint32_t>(command.size()));
+  w.Append(command);
+  return std::move(w).Take();
+}
+
+Result<std::optional<MssimSendCommandReply>> ParseSendCommandReply(ByteSpan avail,
+                                                                   size_t max_response) {
+  if (avail.size() < 4) return std::optional<MssimSendCommandReply>();
+  const uint32_t size = LoadBe32(avail.data());
+  if (size > max_response) {
+    return Fail(Errc::kInvalidArgument,
+                fmt::format("a response of {} bytes (at most {})", size, max_response));
+  }
+  if (avail.size() - 4 < size + size_t{4}) return std::optional<MssimSendCommandReply>();
+  if (LoadBe32(avail.data() + 4 + size) != 0) {
+    return Fail(Errc::kInvalidArgument, "TPM_SEND_COMMAND's reply does not end in a zero u32");
+  }
+  return MssimSendCommandReply{avail.subspan(4, size), 4 + size_t{size} + 4};
 }
 
 void AppendSendCommandResponse(Bytes& out, ByteSpan response) {

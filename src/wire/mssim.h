@@ -8,9 +8,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "base/bytes.h"
+#include "base/result.h"
 
 namespace vtpm::wire {
 
@@ -43,8 +45,33 @@ std::string_view MssimCmdName(uint32_t code);
 
 // TPM_SEND_COMMAND's request prefix: u32 command, u8 locality, u32 size.
 inline constexpr size_t kMssimSendCommandPrefix = 9;
+
+// A TPM_SEND_COMMAND frame found at the front of a byte stream.
+struct MssimSendCommand {
+  uint8_t locality = 0;
+  ByteSpan command;     // points into the parsed bytes
+  size_t consumed = 0;  // prefix + command
+};
+// Parses TPM_SEND_COMMAND {u32 8, u8 locality, u32 size, command} at the front of |avail|
+// (the server side, shared by the MS-sim ports and the data channel's MS-sim framing).
+// nullopt: more bytes are needed. Errors (Errc::kInvalidArgument): the frame is not a
+// TPM_SEND_COMMAND, or its size is outside [10, |max_command|] -- the stream cannot be trusted
+// after that.
+Result<std::optional<MssimSendCommand>> ParseSendCommand(ByteSpan avail, size_t max_command);
+// The frame a client sends for |command| at |locality|.
+Bytes EncodeSendCommand(uint8_t locality, ByteSpan command);
+
 // Appends TPM_SEND_COMMAND's reply: {u32 size, response, u32 0}.
 void AppendSendCommandResponse(Bytes& out, ByteSpan response);
+// The client side of that reply: the response at the front of |avail| and how many bytes the
+// reply took; nullopt while incomplete. Errors: a size above |max_response|, or a non-zero
+// trailer.
+struct MssimSendCommandReply {
+  ByteSpan response;
+  size_t consumed = 0;
+};
+Result<std::optional<MssimSendCommandReply>> ParseSendCommandReply(ByteSpan avail,
+                                                                   size_t max_response);
 
 inline constexpr uint32_t kMssimServerVersion = 1;
 // Endpoint info bits returned by REMOTE_HANDSHAKE: platform available, uses TBS=0,

@@ -14,6 +14,10 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <variant>
+
+#include "base/bytes.h"
+#include "base/result.h"
 
 namespace vtpm::wire {
 
@@ -91,5 +95,83 @@ inline constexpr uint32_t kPtmBlobTypeSaveState = 3;
 inline constexpr uint32_t kMaxStateBlobSize = 512 * 1024;
 // GET_INFO returns at most this many bytes per response; clients page with |offset|.
 inline constexpr uint32_t kGetInfoChunk = 3072;
+
+// ---- Typed messages ---------------------------------------------------------------------------
+// One codec for both ends: the daemon's CtrlSession decodes requests and encodes responses; the
+// socket backend (and any other client) encodes requests and decodes responses.
+
+// Request bodies, by shape (what follows the 4-byte code).
+struct CtrlU8Body {  // SET_LOCALITY, RESET_TPMESTABLISHED: u8 locality
+  uint8_t value = 0;
+};
+struct CtrlU32Body {  // INIT flags, SET_BUFFERSIZE size, LOCK_STORAGE retries, HASH_DATA length
+  uint32_t value = 0;
+};
+struct CtrlStateBlobBody {  // GET_STATEBLOB {flags, type, offset}; SET_STATEBLOB {flags, type,
+                            // length}
+  uint32_t state_flags = 0;
+  uint32_t type = 0;
+  uint32_t offset_or_length = 0;
+};
+struct CtrlGetInfoBody {
+  uint64_t flags = 0;
+  uint32_t offset = 0;
+  uint32_t pad = 0;
+};
+using CtrlRequestBody =
+    std::variant<std::monostate, CtrlU8Body, CtrlU32Body, CtrlStateBlobBody, CtrlGetInfoBody>;
+
+struct CtrlRequest {
+  CtrlCmd cmd = CtrlCmd::kGetCapability;
+  CtrlRequestBody body;
+};
+
+// The code and the fixed body (HASH_DATA and SET_STATEBLOB: up to their length field; the
+// caller sends the payload after it). The body must have the command's shape (else aborts: a
+// programming error, not input).
+Bytes EncodeCtrlRequest(const CtrlRequest& request);
+// |fixed| is exactly CtrlFixedBodySize(code) bytes, read after the code. Errors: an unknown code
+// (the caller answers kPtmResBadOrdinal) or a body of the wrong size.
+Result<CtrlRequest> DecodeCtrlRequest(uint32_t code, ByteSpan fixed);
+
+// Response bodies, by shape (what follows the u32 result).
+struct CtrlU32Reply {  // GET_CAPABILITY caps, GET_CONFIG flags
+  uint32_t value = 0;
+};
+struct CtrlEstablishedReply {  // GET_TPMESTABLISHED: u8 bit + 3 bytes padding
+  bool established = false;
+};
+struct CtrlBufferSizeReply {
+  uint32_t current = 0, min = 0, max = 0;
+};
+struct CtrlStateBlobReply {  // u32 state_flags, u32 totlength, u32 length, the bytes
+  uint32_t state_flags = 0;
+  uint32_t total_length = 0;
+  Bytes data;
+};
+struct CtrlInfoReply {  // u32 totlength (counting the trailing NUL), u32 length, the bytes
+  uint32_t total_length = 0;
+  Bytes data;
+};
+using CtrlResponseBody = std::variant<std::monostate, CtrlU32Reply, CtrlEstablishedReply,
+                                      CtrlBufferSizeReply, CtrlStateBlobReply, CtrlInfoReply>;
+
+// A response: the result, and the body when there is one. swtpm's trap: an error response is only
+// the 4-byte result -- except GET_STATEBLOB on a running TPM, which always sends its header. So
+// the encoder writes the body whenever it is present (the server leaves it out on errors, but for
+// that one case), and only the result otherwise.
+struct CtrlResponse {
+  uint32_t result = kPtmResSuccess;
+  CtrlResponseBody body;
+};
+
+Bytes EncodeCtrlResponse(const CtrlResponse& response);
+
+// How many bytes the response to |cmd| has in total, given its first |prefix| bytes: call with
+// what has arrived; read until that many bytes are there, and call again until it stops growing
+// (variable bodies announce their length in their header). At least 4.
+size_t CtrlResponseSize(CtrlCmd cmd, ByteSpan prefix);
+// Decodes a complete response to |cmd| (exactly CtrlResponseSize bytes). Errors name the command.
+Result<CtrlResponse> DecodeCtrlResponse(CtrlCmd cmd, ByteSpan bytes);
 
 }  // namespace vtpm::wire

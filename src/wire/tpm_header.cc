@@ -25,6 +25,11 @@ Bytes ErrorResponse(uint16_t tag, uint32_t rc) {
   return std::move(w).Take();
 }
 
+Bytes LocalityErrorResponse(bool tpm2) {
+  return tpm2 ? ErrorResponse(kTpmStNoSessions, kTpmRcLocality)
+              : ErrorResponse(kTpm12TagRspCommand, kTpm12BadLocality);
+}
+
 Bytes NotRunningResponse(bool tpm2) {
   return tpm2 ? ErrorResponse(kTpmStNoSessions, kTpmRcFailure)
               : ErrorResponse(kTpm12TagRspCommand, kTpm12Fail);

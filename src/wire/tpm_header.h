@@ -27,12 +27,15 @@ inline constexpr uint32_t kTpmRcSuccess = 0x000;
 inline constexpr uint32_t kTpmRcInitialize = 0x100;
 inline constexpr uint32_t kTpmRcFailure = 0x101;
 inline constexpr uint32_t kTpmRcCommandSize = 0x142;
+inline constexpr uint32_t kTpmRcLocality = 0x907;
 // TPM 1.2 codes.
 inline constexpr uint32_t kTpm12Startup = 0x99;
 inline constexpr uint16_t kTpm12StClear = 0x0001;
 inline constexpr uint16_t kTpm12StState = 0x0002;
 inline constexpr uint16_t kTpm12StDeactivated = 0x0003;
 inline constexpr uint32_t kTpm12Fail = 0x09;
+inline constexpr uint32_t kTpm12BadParamSize = 0x19;
+inline constexpr uint32_t kTpm12BadLocality = 0x3d;
 
 struct TpmHeader {
   uint16_t tag;
@@ -54,6 +57,10 @@ Bytes ErrorResponse(uint16_t tag, uint32_t rc);
 // The 10-byte fatal error a TPM answers when it is not running: TPM 2 `8001 0000000a 00000101`,
 // TPM 1.2 `00c4 0000000a 00000009` (QEMU's version probe relies on the tag).
 Bytes NotRunningResponse(bool tpm2);
+
+// The answer to a command at a locality the TPM refuses: TPM 2 `8001 0000000a 00000907`
+// (TPM_RC_LOCALITY), TPM 1.2 `00c4 0000000a 0000003d` (TPM_BAD_LOCALITY).
+Bytes LocalityErrorResponse(bool tpm2);
 
 // Command bytes for TPM2_Startup / TPM2_Shutdown / TPM_Startup (1.2).
 Bytes Tpm2StartupCommand(uint16_t startup_type);

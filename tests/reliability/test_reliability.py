@@ -108,10 +108,14 @@ def state_files(path):
     return out
 
 
+DAEMONS = []  # every daemon a scenario made: stopped at the end whatever happened
+
+
 def new_daemon(tmp, name, state=None, state_opts="", log_level=None):
     d = itlib.Daemon(tmp, name, ctrl="unix", server="unix", state=state, log_level=log_level)
     if state_opts:
         d.argv_state_suffix = state_opts
+    DAEMONS.append(d)
     return d
 
 
@@ -485,6 +489,11 @@ def main(argv):
                 import traceback
                 ck.check("%s: no unexpected exception" % n, False, traceback.format_exc())
     finally:
+        for d in DAEMONS:
+            d.stop()
+        for mnt in [os.path.join(tmp, "small")]:
+            if os.path.ismount(mnt):
+                subprocess.run(["umount", "-l", mnt])
         itlib.rmtree(tmp)
     return ck.finish()
 
