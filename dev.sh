@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 
 BUILD_DEPS=(cmake ninja-build g++ pkg-config libtpms-dev libssl-dev libexpected-dev libfmt-dev
             libspdlog-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev
-            libbenchmark-dev clang libclang-rt-14-dev)
+            libbenchmark-dev clang libclang-rt-14-dev libtss2-dev)
 PEER_DEPS=(swtpm swtpm-tools tpm2-tools libtss2-tcti-swtpm0 libtss2-tcti-mssim0
            qemu-system-x86 python3 acpica-tools)
 # e2e guest (tests/e2e): Debian's kernel, busybox + the device TCTI for its initramfs, OVMF
