@@ -47,7 +47,8 @@ case "${1:-}" in
     setup
     cmake -S . -B build-release -G Ninja -DVTPM_WERROR=ON -DCMAKE_BUILD_TYPE=Release \
       -DVTPM_BUILD_TESTS=OFF >/dev/null
-    ninja -C build-release -j"$(nproc)" vtpm vtpm_compare startup_floor session_bench setup_compare
+    ninja -C build-release -j"$(nproc)" vtpm vtpm_compare vtpm_esys_client startup_floor \
+      session_bench setup_compare
     build-release/bench/session_bench --benchmark_min_time=0.2
     build-release/bench/vtpm_compare --vtpm build-release/tools/vtpm/vtpm --csv bench-results.csv \
       "${@:2}"
