@@ -214,8 +214,9 @@ def main():
                 dash = {"swtpm TCTI, UNIX": 1, "swtpm TCTI, TCP": 2, "mssim TCTI, TCP": 4}.get(
                     k[2], 1)
                 curves.append((f"{k[4]}, {k[2]}", k[4], dash, v))
-            panels.append(cdf_panel(cmd, curves, "µs per command, process start included for "
-                                    "tpm2-tools (log scale)"))
+            xlabel = ("µs per command, process start included (log scale)"
+                      if cmd.startswith("tpm2-tools") else "µs per command (log scale)")
+            panels.append(cdf_panel(cmd, curves, xlabel))
         jobs.append(("clients.svg", "Real clients through tpm2-tss TCTIs", panels, 2))
 
     panels = []
