@@ -3,16 +3,19 @@
 #   ./dev.sh demo    install what is needed, build, and run the demo
 #   ./dev.sh test    install what is needed, build, and run every test (ctest)
 # Other verbs: setup (packages only), build, test-sanitize (ASan+UBSan build, unit+integration),
-#   bench [--quick] (Release build; vtpm vs swtpm side by side, markdown + bench-results.csv),
+#   bench [--quick] (Release build; vtpm vs swtpm side by side: markdown, bench-results.csv,
+#   raw samples in bench-samples.csv, SVG plots in bench-plots/),
 #   fuzz (libFuzzer targets of the device models, 30 s each).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 BUILD_DEPS=(cmake ninja-build g++ pkg-config libtpms-dev libssl-dev libexpected-dev libfmt-dev
             libspdlog-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev
-            libbenchmark-dev clang libclang-rt-14-dev)
+            libbenchmark-dev clang libclang-rt-14-dev libtss2-dev)
 PEER_DEPS=(swtpm swtpm-tools tpm2-tools libtss2-tcti-swtpm0 libtss2-tcti-mssim0
            qemu-system-x86 python3 acpica-tools)
+# ./dev.sh bench: the plots (bench/plot.py draws with gnuplot)
+PEER_DEPS+=(gnuplot-nox)
 # e2e guest (tests/e2e): Debian's kernel, busybox + the device TCTI for its initramfs, OVMF
 PEER_DEPS+=(linux-image-amd64 busybox-static cpio libtss2-tcti-device0 ovmf seabios)
 
@@ -47,10 +50,13 @@ case "${1:-}" in
     setup
     cmake -S . -B build-release -G Ninja -DVTPM_WERROR=ON -DCMAKE_BUILD_TYPE=Release \
       -DVTPM_BUILD_TESTS=OFF >/dev/null
-    ninja -C build-release -j"$(nproc)" vtpm vtpm_compare startup_floor session_bench setup_compare
+    ninja -C build-release -j"$(nproc)" vtpm vtpm_compare vtpm_esys_client startup_floor \
+      session_bench setup_compare
     build-release/bench/session_bench --benchmark_min_time=0.2
     build-release/bench/vtpm_compare --vtpm build-release/tools/vtpm/vtpm --csv bench-results.csv \
-      "${@:2}"
+      --samples bench-samples.csv "${@:2}"
+    # Latency distributions, start-up and memory as SVG (gnuplot): bench-plots/*.svg
+    python3 bench/plot.py --samples bench-samples.csv --results bench-results.csv --out bench-plots
     # Provisioning: vtpm setup vs swtpm_setup, same arguments, fresh state each round, paired.
     build-release/bench/setup_compare --vtpm build-release/tools/vtpm/vtpm --rounds 30 ;;
   test-sanitize)

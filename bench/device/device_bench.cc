@@ -1,7 +1,8 @@
 // Device-model costs: one MMIO access through the TIS model, and a whole TPM2_GetRandom
 // transaction through the registers (Linux's access pattern: byte-wide FIFO, busy polling of
 // STS) against each backend: the in-process engine, vtpm's daemon and Debian's swtpm (socket
-// backend). Run: build/bench/device/device_bench
+// backend). Run: build/bench/device/device_bench. vtpm_compare's "device" section measures the
+// same transaction with the three backends paired, next to the other figures.
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -14,6 +15,7 @@
 #include "fakes/tpm_fixture.h"
 #include "fakes/tpm_process.h"
 #include "state/dir_store.h"
+#include "tis_driver.h"
 
 namespace vtpm {
 namespace {
@@ -32,47 +34,25 @@ void BM_TisStsDwordRead(benchmark::State& state) {
 }
 BENCHMARK(BM_TisStsDwordRead);
 
-// One GetRandom(32) through the TIS registers, busy-polling STS for completion. Counters:
-// MMIO accesses per command (what a KVM guest pays in exits) and polls while executing.
+// One GetRandom(32) through the TIS registers, busy-polling STS for completion (bench/tis_driver.h,
+// shared with vtpm_compare's "device" section). Counters: MMIO accesses per command (what a KVM
+// guest pays in exits) and polls while executing.
 void RunGetRandom(benchmark::State& state, device::TpmBackend* backend) {
   auto tis = std::move(*device::Tis::Create({}, {backend, nullptr, {}}));
-  auto rd = [&](uint64_t off) {
-    uint8_t v = 0;
-    tis->Read({off, 0, 0}, std::span<uint8_t>(&v, 1));
-    return v;
-  };
-  auto wr = [&](uint64_t off, uint8_t v) {
-    tis->Write({off, 0, 0}, std::span<const uint8_t>(&v, 1));
-  };
-  auto transact = [&](const Bytes& cmd, uint64_t* accesses, uint64_t* polls) {
-    wr(0x18, 0x40);
-    for (uint8_t x : cmd) wr(0x24, x);
-    wr(0x18, 0x20);
-    *accesses += cmd.size() + 2;
-    while ((rd(0x18) & 0x10) == 0) ++*polls;
-    Bytes rsp;
-    while (rd(0x18) & 0x10) {
-      rsp.push_back(rd(0x24));
-      *accesses += 2;
-    }
-    return rsp;
-  };
-  wr(0, 2);
-  uint64_t a = 0, p = 0;
-  if (cmd::Rc(transact(cmd::Startup(), &a, &p)) != 0) {
+  bench::TisDriver driver(*tis);
+  driver.RequestLocality();
+  if (cmd::Rc(driver.Transact(cmd::Startup())) != 0) {
     state.SkipWithError("TPM2_Startup failed");
     return;
   }
+  driver.ResetCounters();
   const Bytes get_random = cmd::GetRandom(32);
-  uint64_t accesses = 0, polls = 0;
   for (auto _ : state) {
-    Bytes r = transact(get_random, &accesses, &polls);
+    Bytes r = driver.Transact(get_random);
     if (r.size() != 44) state.SkipWithError("bad GetRandom response");
   }
-  state.counters["mmio_per_cmd"] =
-      benchmark::Counter(static_cast<double>(accesses) / static_cast<double>(state.iterations()));
-  state.counters["polls_per_cmd"] =
-      benchmark::Counter(static_cast<double>(polls) / static_cast<double>(state.iterations()));
+  state.counters["mmio_per_cmd"] = benchmark::Counter(driver.accesses_per_command());
+  state.counters["polls_per_cmd"] = benchmark::Counter(driver.polls_per_command());
 }
 
 void BM_TisGetRandom_InProcess(benchmark::State& state) {
