@@ -796,23 +796,29 @@ Result<std::vector<BlobGenerations>> DirStore::Inspect() const {
 }
 
 Status DirStore::CheckStartable() const {
-  VTPM_ASSIGN_OR_RETURN(const std::vector<BlobGenerations> blobs, Inspect());
-  for (const BlobGenerations& b : blobs) {
-    const bool permall = b.name == kPermallName;
-    std::optional<Error> damage = b.newest.damage;
-    if (!b.newest.present && permall && b.previous.present) {
-      damage = MissingNewest(Path(b.newest.file), Path(b.previous.file));
+  // Only what a start reads: each newest file, and the previous generation where it matters.
+  for (std::string_view n : kAllNames) {
+    const std::string name(n);
+    const std::string file = FileName(name);
+    const std::string bak = file + std::string(kBakSuffix);
+    const bool permall = name == kPermallName;
+    const StateFileInfo newest = InspectFile(dir_fd_.get(), options_.directory, file);
+    std::optional<Error> damage = newest.damage;
+    if (!newest.present && permall) {
+      VTPM_ASSIGN_OR_RETURN(const auto bst, StatNoFollow(dir_fd_.get(), bak, Path(bak)));
+      if (bst) damage = MissingNewest(Path(file), Path(bak));
     }
     if (!damage) continue;
     if (!IsDamage(*damage)) return tl::unexpected<Error>(*damage);
-    if (!options_.use_previous_on_damage) return tl::unexpected<Error>(Refused(b.name, *damage));
-    if (permall && !b.previous.usable()) {
-      return Fail(Errc::kCorrupt,
-                  fmt::format("{}; the previous generation {} is {} too, so even "
-                              "--tpmstate ...,backup cannot start this TPM: restore the state "
-                              "directory from a backup",
-                              damage->message, Path(b.previous.file),
-                              b.previous.present ? "damaged" : "missing"));
+    if (!options_.use_previous_on_damage) return tl::unexpected<Error>(Refused(name, *damage));
+    const StateFileInfo previous = InspectFile(dir_fd_.get(), options_.directory, bak);
+    if (permall && !previous.usable()) {
+      return Fail(
+          Errc::kCorrupt,
+          fmt::format("{}; the previous generation {} is {} too, so even "
+                      "--tpmstate ...,backup cannot start this TPM: restore the state "
+                      "directory from a backup",
+                      damage->message, Path(bak), previous.present ? "damaged" : "missing"));
     }
   }
   return Ok();
