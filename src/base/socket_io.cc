@@ -13,41 +13,55 @@
 
 namespace vtpm {
 
-Result<UniqueFd> ConnectUnix(const std::string& path) {
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(sa.sun_path)) {
-    return Fail(Errc::kInvalidArgument,
-                "socket path '" + path + "' is empty or longer than the 107 bytes AF_UNIX allows");
+Result<SocketAddress> UnixAddress(const std::string& path) {
+  SocketAddress a;
+  auto* un = reinterpret_cast<sockaddr_un*>(&a.storage);
+  if (path.empty() || path.size() >= sizeof(un->sun_path)) {
+    return Fail(Errc::kInvalidArgument, "socket path '" + path + "' is empty or longer than " +
+                                            std::to_string(sizeof(un->sun_path) - 1) +
+                                            " bytes; choose a shorter path");
   }
-  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  un->sun_family = AF_UNIX;
+  std::memcpy(un->sun_path, path.c_str(), path.size() + 1);
+  a.length = sizeof(sockaddr_un);
+  a.family = AF_UNIX;
+  return a;
+}
+
+Result<SocketAddress> InetAddress(const std::string& host, uint16_t port) {
+  SocketAddress a;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&a.storage);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&a.storage);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    a.length = sizeof(*v4);
+  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    a.length = sizeof(*v6);
+  } else {
+    return Fail(Errc::kInvalidArgument, "'" + host + "' is not a numeric IPv4 or IPv6 address");
+  }
+  a.family = a.storage.ss_family;
+  return a;
+}
+
+Result<UniqueFd> ConnectUnix(const std::string& path) {
+  VTPM_ASSIGN_OR_RETURN(const SocketAddress a, UnixAddress(path));
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return SysFail("socket(AF_UNIX)", errno);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+  if (::connect(fd.get(), a.get(), a.length) != 0) {
     return SysFail("cannot connect to " + path + " (is the TPM daemon running?)", errno);
   }
   return fd;
 }
 
 Result<UniqueFd> ConnectTcp(const std::string& host, uint16_t port) {
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(port);
-    len = sizeof(*v4);
-  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(port);
-    len = sizeof(*v6);
-  } else {
-    return Fail(Errc::kInvalidArgument, "'" + host + "' is not a numeric IPv4 or IPv6 address");
-  }
-  UniqueFd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  VTPM_ASSIGN_OR_RETURN(const SocketAddress a, InetAddress(host, port));
+  UniqueFd fd(::socket(a.family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return SysFail("socket(AF_INET)", errno);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+  if (::connect(fd.get(), a.get(), a.length) != 0) {
     return SysFail(
         "cannot connect to " + host + ":" + std::to_string(port) + " (is the TPM daemon running?)",
         errno);

@@ -4,6 +4,8 @@
 // transfers are handled here once.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -19,6 +21,18 @@ using Deadline = std::chrono::steady_clock::time_point;
 inline Deadline DeadlineIn(std::chrono::milliseconds d) {
   return std::chrono::steady_clock::now() + d;
 }
+
+// A socket address built from a path or a numeric host and port.
+struct SocketAddress {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  int family = AF_UNSPEC;
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
+};
+// AF_UNIX |path|; the error says the limit when the path is too long.
+Result<SocketAddress> UnixAddress(const std::string& path);
+// A numeric IPv4 or IPv6 |host| with |port|.
+Result<SocketAddress> InetAddress(const std::string& host, uint16_t port);
 
 // A connected AF_UNIX stream socket (CLOEXEC, blocking). The error names the path and says
 // whether the server is there at all.

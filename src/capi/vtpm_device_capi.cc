@@ -85,7 +85,7 @@ int vtpm_backend_new_in_process(const vtpm_in_process_config* config, vtpm_backe
   const bool tpm2 = config->tpm_version != VTPM_TPM_1_2;
   vtpm::state::DirStoreOptions so;
   so.directory = config->state_dir;
-  so.tpm_version = tpm2 ? vtpm::state::TpmVersion::kTpm2 : vtpm::state::TpmVersion::kTpm12;
+  so.tpm_version = tpm2 ? vtpm::state::TpmVersion::kTpm20 : vtpm::state::TpmVersion::kTpm12;
   auto store = vtpm::state::DirStore::Open(so, vtpm::NullLogger());
   if (!store) return Err(store.error(), err, err_len);
   vtpm::backend::InProcessOptions o;

@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/socket_io.h"
 #include "daemon/ctrl_session.h"
 #include "daemon/data_session.h"
 #include "daemon/mssim_session.h"
@@ -47,19 +48,12 @@ Status SetNonBlocking(int fd) {
 }
 
 Result<UniqueFd> ListenUnix(const std::string& path, mode_t mode) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) {
-    return Fail(Errc::kInvalidArgument,
-                fmt::format("socket path '{}' is longer than {} bytes; choose a shorter path", path,
-                            sizeof(addr.sun_path) - 1));
-  }
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  VTPM_ASSIGN_OR_RETURN(const SocketAddress addr, UnixAddress(path));
   UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) return SysFail("socket(AF_UNIX)", errno);
   struct stat st {};
   if (lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(path.c_str());
-  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0) {
+  if (bind(fd.get(), addr.get(), addr.length) < 0) {
     return SysFail("cannot bind UNIX socket " + path, errno);
   }
   if (chmod(path.c_str(), mode) < 0) return SysFail("cannot chmod " + path, errno);
@@ -68,29 +62,16 @@ Result<UniqueFd> ListenUnix(const std::string& path, mode_t mode) {
 }
 
 Result<UniqueFd> ListenTcp(const std::string& bindaddr, uint16_t port) {
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-  int family = AF_INET;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  if (inet_pton(AF_INET, bindaddr.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(port);
-    len = sizeof(*v4);
-  } else if (inet_pton(AF_INET6, bindaddr.c_str(), &v6->sin6_addr) == 1) {
-    family = AF_INET6;
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(port);
-    len = sizeof(*v6);
-  } else {
+  auto addr = InetAddress(bindaddr, port);
+  if (!addr) {
     return Fail(Errc::kInvalidArgument,
                 fmt::format("bindaddr '{}' is not an IPv4 or IPv6 address", bindaddr));
   }
-  UniqueFd fd(socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  UniqueFd fd(socket(addr->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) return SysFail("socket(TCP)", errno);
   int one = 1;
   setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) < 0) {
+  if (bind(fd.get(), addr->get(), addr->length) < 0) {
     return SysFail(fmt::format("cannot bind TCP {}:{} (in use? pick another port)", bindaddr, port),
                    errno);
   }

@@ -7,12 +7,6 @@
 
 namespace vtpm::daemon {
 
-namespace {
-// TPM2_CC_SET_LOCALITY: swtpm's vendor command {header, u8 locality}.
-constexpr uint32_t kTpm2CcSetLocality = 0x20001000;
-constexpr uint32_t kTpmRcValue = 0x084;
-}  // namespace
-
 TpmService::TpmService(engine::Engine* engine, state::NvStore* store, ServiceOptions options,
                        Logger log)
     : engine_(engine), store_(store), options_(options), log_(std::move(log)) {}
@@ -52,18 +46,17 @@ ByteSpan TpmService::Execute(std::span<uint8_t> command, std::optional<uint8_t> 
   }
   if (locality) {
     if (auto st = engine_->SetLocality(*locality); !st) {
-      scratch_ = tpm2 ? wire::ErrorResponse(wire::kTpmStNoSessions, wire::kTpmRcFailure)
-                      : wire::NotRunningResponse(false);
+      scratch_ = wire::NotRunningResponse(tpm2);  // TPM_RC_FAILURE / TPM_FAIL
       return scratch_;
     }
   }
   if (options_.allow_set_locality && tpm2 && engine_->running()) {
     auto h = wire::ParseHeader(command);
-    if (h && h->code == kTpm2CcSetLocality) {
+    if (h && h->code == wire::kTpmCcSwtpmSetLocality) {
       bool ok = command.size() == wire::kTpmHeaderSize + 1 && h->size == command.size() &&
                 engine_->SetLocality(command[wire::kTpmHeaderSize]).has_value();
       scratch_ =
-          wire::ErrorResponse(wire::kTpmStNoSessions, ok ? wire::kTpmRcSuccess : kTpmRcValue);
+          wire::ErrorResponse(wire::kTpmStNoSessions, ok ? wire::kTpmRcSuccess : wire::kTpmRcValue);
       return scratch_;
     }
   }

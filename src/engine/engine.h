@@ -20,10 +20,11 @@
 #include "base/log.h"
 #include "base/result.h"
 #include "state/nv_store.h"
+#include "wire/tpm_header.h"
 
 namespace vtpm::engine {
 
-enum class TpmVersion { kTpm12, kTpm20 };
+using TpmVersion = wire::TpmVersion;
 
 // libtpms' state blob types (TPMLIB_StateType values).
 enum class StateType : uint32_t { kPermanent = 1, kVolatile = 2, kSaveState = 4 };

@@ -105,7 +105,7 @@ Result<Endorsement> ReadEndorsementFromState(const std::string& state_dir, Logge
   }
   state::DirStoreOptions so;
   so.directory = state_dir;
-  so.tpm_version = state::TpmVersion::kTpm2;
+  so.tpm_version = state::TpmVersion::kTpm20;
   VTPM_ASSIGN_OR_RETURN(auto store, state::DirStore::Open(so, log));
   // No lock: reading a state file is safe while a daemon replaces it (atomic renames).
   VTPM_ASSIGN_OR_RETURN(auto blob, store->Load(state::kPermallName));

@@ -108,7 +108,7 @@ Result<SetupResult> RunSetup(const SetupRequest& req, const SetupEnv& env) {
   VTPM_RETURN_IF_ERROR(CheckDirectory(req.state_dir, "TPM state directory"));
   state::DirStoreOptions so;
   so.directory = req.state_dir;
-  so.tpm_version = req.tpm2 ? state::TpmVersion::kTpm2 : state::TpmVersion::kTpm12;
+  so.tpm_version = req.tpm2 ? state::TpmVersion::kTpm20 : state::TpmVersion::kTpm12;
   so.file_mode = req.state_mode;
   so.fsync = req.durable;
   VTPM_ASSIGN_OR_RETURN(auto store, state::DirStore::Open(so, log));

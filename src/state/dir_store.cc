@@ -289,7 +289,7 @@ bool OneSyncFileSystem(int dir_fd) {
 }  // namespace
 
 std::string_view StateFilePrefix(TpmVersion version) {
-  return version == TpmVersion::kTpm2 ? "tpm2-00." : "tpm-00.";
+  return version == TpmVersion::kTpm20 ? "tpm2-00." : "tpm-00.";
 }
 
 Result<std::vector<BlobGenerations>> InspectStateDir(const std::string& directory,

@@ -33,10 +33,11 @@
 #include "base/unique_fd.h"
 #include "state/blob.h"
 #include "state/nv_store.h"
+#include "wire/tpm_header.h"
 
 namespace vtpm::state {
 
-enum class TpmVersion { kTpm12, kTpm2 };
+using TpmVersion = wire::TpmVersion;
 
 // Files larger than this are refused on load: no TPM state is anywhere near it, and it bounds
 // what a damaged or hostile file can make us allocate.
@@ -49,7 +50,7 @@ inline constexpr std::string_view kSaveStateName = "savestate";
 
 struct DirStoreOptions {
   std::string directory;  // must exist
-  TpmVersion tpm_version = TpmVersion::kTpm2;
+  TpmVersion tpm_version = TpmVersion::kTpm20;
   // Mode of the files we create (set with fchmod, so the umask does not narrow it). Must include
   // owner read+write and nothing beyond 0777. swtpm's default is 0640.
   mode_t file_mode = 0600;

@@ -10,6 +10,9 @@ namespace vtpm::wire {
 
 inline constexpr size_t kTpmHeaderSize = 10;
 
+// The TPM family: the one version enum of every layer (engine, state files, device models).
+enum class TpmVersion : uint8_t { kTpm12 = 0, kTpm20 = 1 };
+
 // TPM 2.0 tags.
 inline constexpr uint16_t kTpmStNoSessions = 0x8001;
 inline constexpr uint16_t kTpmStSessions = 0x8002;
@@ -21,9 +24,14 @@ inline constexpr uint16_t kTpm12TagRspCommand = 0x00C4;
 // TPM 2.0 codes used by the daemon itself.
 inline constexpr uint32_t kTpmCcStartup = 0x144;
 inline constexpr uint32_t kTpmCcShutdown = 0x145;
+inline constexpr uint32_t kTpmCcSelfTest = 0x143;
+// swtpm's vendor command TPM2_CC_SET_LOCALITY {header, u8 locality} (--locality
+// allow-set-locality): a TPM 2 client selects the locality on the data channel.
+inline constexpr uint32_t kTpmCcSwtpmSetLocality = 0x20001000;
 inline constexpr uint16_t kTpmSuClear = 0x0000;
 inline constexpr uint16_t kTpmSuState = 0x0001;
 inline constexpr uint32_t kTpmRcSuccess = 0x000;
+inline constexpr uint32_t kTpmRcValue = 0x084;
 inline constexpr uint32_t kTpmRcInitialize = 0x100;
 inline constexpr uint32_t kTpmRcFailure = 0x101;
 inline constexpr uint32_t kTpmRcCommandSize = 0x142;

@@ -74,7 +74,7 @@ class TpmUnderTest {
       state::DirStoreOptions so;
       so.directory = dir_.path();
       so.fsync = false;
-      so.tpm_version = tpm2 ? state::TpmVersion::kTpm2 : state::TpmVersion::kTpm12;
+      so.tpm_version = tpm2 ? state::TpmVersion::kTpm20 : state::TpmVersion::kTpm12;
       auto store = state::DirStore::Open(so, NullLogger());
       if (!store) return;
       backend::InProcessOptions o;

@@ -48,8 +48,7 @@ struct TpmFixture {
     store.reset();
     state::DirStoreOptions so;
     so.directory = dir.path();
-    so.tpm_version = version == engine::TpmVersion::kTpm20 ? state::TpmVersion::kTpm2
-                                                           : state::TpmVersion::kTpm12;
+    so.tpm_version = version;
     so.fsync = false;
     so.use_previous_on_damage = use_previous_on_damage;
     auto s = state::DirStore::Open(so, log);

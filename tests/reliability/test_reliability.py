@@ -1,29 +1,19 @@
-#!/ usr / bin / env python3
-""
-    "Reliability: the TPM state survives what storage and peers do to it (python3 stdlib only).
+#!/usr/bin/env python3
+"""Reliability: the TPM state survives what storage and peers do to it (python3 stdlib only).
 
-    Each scenario asserts what must hold,
-    against the daemon chosen by $VTPM_DAEMON(
-        vtpm;
-        the word "swtpm" runs
-            Debian's swtpm 0.7.1 through the same checks, proving the harness -- checks of what only
-                vtpm promises are skipped there and
-        say so)
-    : kill9 a loop of NV_Increment while the daemon is killed - 9 at random moments
-    : after each restart the counter holds every acknowledged
-      increment(and at most the one in flight),
-and the state always starts.Rounds : $VTPM_RELIABILITY_ROUNDS(default 12; e.g.200 on demand)
-                                         .damage a truncated,
-a torn(zeroed tail) and a bit - flipped permall,
-and a deleted permall next to its.bak : the daemon refuses to start, naming the file
-                                                                         and the recovery;
-`--tpmstate...,
-    backup` and `vtpm state rollback-- yes` start the previous generation(a consented rollback);
-undamaged state starts(positive control)
-    .stateblob hostile CMD_SET_STATEBLOB(framed random bytes, twice)
-    : swtpm's answer, nothing on disk changes,
-CMD_INIT and the counter are intact, also after a restart;
-a valid
+Each scenario asserts what must hold, against the daemon chosen by $VTPM_DAEMON (vtpm; the word
+"swtpm" runs Debian's swtpm 0.7.1 through the same checks, proving the harness -- checks of what
+only vtpm promises are skipped there and say so):
+  kill9      a loop of NV_Increment while the daemon is killed -9 at random moments: after each
+             restart the counter holds every acknowledged increment (and at most the one in
+             flight), and the state always starts. Rounds: $VTPM_RELIABILITY_ROUNDS (default 12;
+             e.g. 200 on demand).
+  damage     a truncated, a torn (zeroed tail) and a bit-flipped permall, and a deleted permall
+             next to its .bak: the daemon refuses to start, naming the file and the recovery;
+             `--tpmstate ...,backup` and `vtpm state rollback --yes` start the previous
+             generation (a consented rollback); undamaged state starts (positive control).
+  stateblob  hostile CMD_SET_STATEBLOB (framed random bytes, twice): swtpm's answer, nothing
+             on disk changes, CMD_INIT and the counter are intact, also after a restart; a valid
              blob of another TPM is accepted and stored once the TPM started from it.
   enospc     the file system fills up (a 512 KiB tmpfs; root only): increments fail while it is
              full, none acknowledged is lost, the daemon keeps serving and recovers.
@@ -49,7 +39,7 @@ from itlib import connect, tpm_response  # noqa: E402
 NV_INDEX = 0x01500020
 TPM_RH_OWNER = 0x40000001
 TPM_RS_PW = 0x40000009
-#TPM_NT_COUNTER | AUTHWRITE | AUTHREAD | NO_DA : an 8 - byte monotonic counter, no lockout.
+# TPM_NT_COUNTER | AUTHWRITE | AUTHREAD | NO_DA: an 8-byte monotonic counter, no lockout.
 COUNTER_ATTRS = (1 << 4) | (1 << 2) | (1 << 18) | (1 << 25)
 
 
@@ -128,7 +118,8 @@ def new_daemon(tmp, name, state=None, state_opts="", log_level=None):
     DAEMONS.append(d)
     return d
 
-#itlib.Daemon builds-- tpmstate dir = < state>; this adds options after it(",backup").
+
+# itlib.Daemon builds --tpmstate dir=<state>; this adds options after it (",backup").
 _orig_argv = itlib.Daemon.argv
 
 
@@ -152,7 +143,8 @@ def try_start(d, timeout=10.0):
     except RuntimeError as e:
         return False, str(e)
 
-#-- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- scenarios
+
+# ---------------------------------------------------------------------------- scenarios
 
 def scenario_kill9(ck, tmp, spec):
     rounds = int(os.environ.get("VTPM_RELIABILITY_ROUNDS", "12"))
@@ -182,7 +174,7 @@ def scenario_kill9(ck, tmp, spec):
         killer = threading.Timer(rng.uniform(0.02, 0.25), lambda p=d.proc: p.send_signal(signal.SIGKILL))
         killer.start()
         try:
-    while True:
+            while True:
                 r = t.run(nv_increment(), timeout=5.0)
                 if rc(r) != 0:
                     raise RuntimeError("NV_Increment answered %s" % r.hex())
@@ -315,7 +307,7 @@ def scenario_damage(ck, tmp, spec):
                  and ",backup" in why, why)
         ck.check("damage: %s: a refused start changes no state file" % kind,
                  state_files(work) == before)
-#Consent, the two ways : --tpmstate..., backup on a copy, `vtpm state rollback` here.
+        # Consent, the two ways: --tpmstate ...,backup on a copy, `vtpm state rollback` here.
         consent = work + "-backup"
         shutil.copytree(work, consent)
         value, why = counter_of(tmp, "damage-%s-backup" % kind, consent, ",backup")
@@ -364,8 +356,8 @@ def scenario_stateblob(ck, tmp, spec):
     ck.eq("stateblob: CMD_STOP", ctrl(d, be32(0x0e)), be32(0))
     before = state_files(state)
     answers = [set_stateblob(d, random_permanent_blob()) for _ in range(2)]
-#swtpm 0.7.1 + libtpms 0.9.2 answer TPM_RC_BAD_TAG(0x1e) : libtpms finds no permanent state
-#magic.(A random blob has the right magic with probability 2 ^ -32.)
+    # swtpm 0.7.1 + libtpms 0.9.2 answer TPM_RC_BAD_TAG (0x1e): libtpms finds no permanent state
+    # magic. (A random blob has the right magic with probability 2^-32.)
     ck.eq("stateblob: two framed random permanent blobs are refused like swtpm (0x1e each)",
           b"".join(answers), be32(0x1e) * 2)
     ck.check("stateblob: the refused blobs changed no state file", state_files(state) == before)
@@ -378,7 +370,7 @@ def scenario_stateblob(ck, tmp, spec):
     value, _ = counter_of(tmp, "blob-restart", state)
     ck.eq("stateblob: ... and after a restart", value, 5)
 
-#A valid blob of another TPM : the control channel is trusted(like swtpm's), so it is taken.
+    # A valid blob of another TPM: the control channel is trusted (like swtpm's), so it is taken.
     other = new_daemon(tmp, "blob-other")
     other.start()
     foreign = get_stateblob(other)
@@ -447,9 +439,9 @@ def scenario_enospc(ck, tmp, spec):
                  all(a != 0 for a in answers))
         ck.check("enospc: the daemon keeps serving", d.alive())
         os.unlink(filler)
-#libtpms puts a TPM whose NV write failed into failure mode(TPM_RC_FAILURE for every
-#command, as a hardware TPM with broken NV), swtpm and vtpm alike, until it is
-#re - initialised-- what a VM reset does(CMD_INIT).
+        # libtpms puts a TPM whose NV write failed into failure mode (TPM_RC_FAILURE for every
+        # command, as a hardware TPM with broken NV), swtpm and vtpm alike, until it is
+        # re-initialised -- what a VM reset does (CMD_INIT).
         answers = [rc(t.run(nv_increment())) for _ in range(2)]
         ck.check("enospc: the TPM stays in failure mode until re-initialised (%s)" % answers,
                  all(a == 0x101 for a in answers))

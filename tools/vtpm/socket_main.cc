@@ -146,7 +146,7 @@ int RunSocket(const SocketArgs& a) {
 
   state::DirStoreOptions store_opts;
   store_opts.directory = cfg.state_dir;
-  store_opts.tpm_version = a.tpm2 ? state::TpmVersion::kTpm2 : state::TpmVersion::kTpm12;
+  store_opts.tpm_version = cfg.version;
   store_opts.file_mode = cfg.state_mode;
   store_opts.fsync = cfg.state_fsync;
   store_opts.use_previous_on_damage = cfg.state_backup;

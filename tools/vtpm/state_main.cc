@@ -30,11 +30,11 @@ int Die(const std::string& msg) {
 // --tpm2 / --tpm12, else whichever family of files the directory holds (TPM 2.0 if none).
 state::TpmVersion ChooseVersion(const StateArgs& a, const std::string& dir) {
   if (a.tpm12) return state::TpmVersion::kTpm12;
-  if (a.tpm2) return state::TpmVersion::kTpm2;
-  auto v2 = state::InspectStateDir(dir, state::TpmVersion::kTpm2);
+  if (a.tpm2) return state::TpmVersion::kTpm20;
+  auto v2 = state::InspectStateDir(dir, state::TpmVersion::kTpm20);
   auto v12 = state::InspectStateDir(dir, state::TpmVersion::kTpm12);
   if (v2 && v2->empty() && v12 && !v12->empty()) return state::TpmVersion::kTpm12;
-  return state::TpmVersion::kTpm2;
+  return state::TpmVersion::kTpm20;
 }
 
 Result<std::unique_ptr<state::DirStore>> OpenStore(const StateArgs& a) {

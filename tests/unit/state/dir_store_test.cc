@@ -552,14 +552,14 @@ TEST_F(DirStoreTest, DeleteRemovesTheBlobAndItsPreviousGeneration) {
 }
 
 TEST_F(DirStoreTest, InspectStateDir) {
-  auto empty = InspectStateDir(dir_.path(), TpmVersion::kTpm2);
+  auto empty = InspectStateDir(dir_.path(), TpmVersion::kTpm20);
   ASSERT_TRUE(empty);
   EXPECT_TRUE(empty->empty());
   auto store = OpenStore();
   ASSERT_TRUE(store->Store("volatilestate", c_));
   ASSERT_TRUE(store->Store("permall", a_));
   ASSERT_TRUE(store->Store("permall", b_));
-  auto list = InspectStateDir(dir_.path(), TpmVersion::kTpm2);
+  auto list = InspectStateDir(dir_.path(), TpmVersion::kTpm20);
   ASSERT_TRUE(list);
   ASSERT_EQ(list->size(), 2u);
   const BlobGenerations& perm = (*list)[0];
@@ -579,13 +579,13 @@ TEST_F(DirStoreTest, InspectStateDir) {
   EXPECT_FALSE((*list)[1].previous.present);
   EXPECT_TRUE(store->Inspect().has_value());
   EXPECT_TRUE(InspectStateDir(dir_.path(), TpmVersion::kTpm12)->empty());
-  EXPECT_FALSE(InspectStateDir(dir_ / "missing", TpmVersion::kTpm2));
+  EXPECT_FALSE(InspectStateDir(dir_ / "missing", TpmVersion::kTpm20));
 
   // Damage is reported per file, and the mtime is the file's.
   Bytes f = ReadFileOrDie(dir_ / "tpm2-00.permall");
   f.back() ^= 1;
   WriteFileOrDie(dir_ / "tpm2-00.permall", f);
-  list = InspectStateDir(dir_.path(), TpmVersion::kTpm2);
+  list = InspectStateDir(dir_.path(), TpmVersion::kTpm20);
   ASSERT_TRUE(list);
   EXPECT_FALSE((*list)[0].newest.usable());
   EXPECT_TRUE((*list)[0].newest.damage.has_value());

@@ -135,7 +135,7 @@ TEST_F(SwtpmCompatTest, DirStoreReadsWhatSwtpmWrote) {
   EXPECT_EQ(ToHex(ByteSpan(saved).first(10)),
             "0201000a0004" + ToHex(ByteSpan(saved).subspan(6, 4)));
 
-  auto list = InspectStateDir(dir, TpmVersion::kTpm2);
+  auto list = InspectStateDir(dir, TpmVersion::kTpm20);
   ASSERT_TRUE(list);
   ASSERT_EQ(list->size(), 1u);
   EXPECT_EQ((*list)[0].newest.size, file.size());
