@@ -72,52 +72,6 @@ Result<std::string> ReadSmallFile(const std::string& path, size_t max_size, std:
   return out;
 }
 
-namespace {
-
-Status WriteAll(int fd, ByteSpan data, const std::string& path) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return SysFail("cannot write " + path, errno);
-    done += static_cast<size_t>(n);
-  }
-  return Ok();
-}
-
-}  // namespace
-
-Status WriteFileAtomic(const std::string& dir, std::string_view name, ByteSpan data, mode_t mode,
-                       bool durable) {
-  std::string target = dir + "/" + std::string(name);
-  struct stat st;
-  if (lstat(target.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
-    return Fail(Errc::kFailedPrecondition,
-                fmt::format("{} is a symbolic link; refusing to replace it", target));
-  }
-  uint8_t rnd[6];
-  if (RAND_bytes(rnd, sizeof(rnd)) != 1) return Fail(Errc::kIo, "no randomness for a temp name");
-  std::string tmp = fmt::format("{}/.{}.tmp-{}", dir, name, ToHex(rnd));
-  UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!fd) return SysFail(fmt::format("cannot create a file in {}", dir), errno);
-  auto fail = [&](Status status) {
-    unlink(tmp.c_str());
-    return status;
-  };
-  if (fchmod(fd.get(), mode) != 0) return fail(SysFail("cannot chmod " + tmp, errno));
-  if (auto st2 = WriteAll(fd.get(), data, tmp); !st2) return fail(st2);
-  if (durable && fsync(fd.get()) != 0) return fail(SysFail("cannot fsync " + tmp, errno));
-  fd.reset();
-  if (rename(tmp.c_str(), target.c_str()) != 0) {
-    return fail(SysFail(fmt::format("cannot rename {} to {}", tmp, target), errno));
-  }
-  if (durable) {
-    UniqueFd dfd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dfd || fsync(dfd.get()) != 0) return SysFail("cannot fsync directory " + dir, errno);
-  }
-  return Ok();
-}
-
 Status MakeDirs(const std::string& path, mode_t mode) {
   if (path.empty()) return Fail(Errc::kInvalidArgument, "empty directory name");
   for (size_t pos = 1; pos <= path.size(); ++pos) {

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "base/bytes.h"
+#include "base/files.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 
@@ -18,11 +19,8 @@ namespace vtpm::provision {
 // signing key"); errors say whether it is missing, unreadable (and as whom) or too large.
 Result<std::string> ReadSmallFile(const std::string& path, size_t max_size, std::string_view what);
 
-// Writes |dir|/|name| atomically: a temporary file in |dir| with |mode| (not narrowed by the
-// umask), then rename over |name|; with |durable|, the file and the directory are fsync'ed.
-// Refuses to replace a symlink.
-Status WriteFileAtomic(const std::string& dir, std::string_view name, ByteSpan data, mode_t mode,
-                       bool durable);
+// WriteFileAtomic: base/files.h.
+using vtpm::WriteFileAtomic;
 
 // mkdir -p with |mode| for the directories it creates.
 Status MakeDirs(const std::string& path, mode_t mode);

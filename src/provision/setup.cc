@@ -224,10 +224,7 @@ Result<SetupResult> RunSetup(const SetupRequest& req, const SetupEnv& env) {
     }
     VTPM_RETURN_IF_ERROR(store->Store(state::kPermallName, *permall));
     if (!req.reconfigure) {
-      std::string bak = store->PathFor(state::kPermallName) + ".bak";
-      if (unlink(bak.c_str()) != 0 && errno != ENOENT) {
-        return SysFail("cannot remove the previous generation " + bak, errno);
-      }
+      VTPM_RETURN_IF_ERROR(store->DeletePreviousGeneration(state::kPermallName));
     }
     return Ok();
   };

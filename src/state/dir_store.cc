@@ -66,6 +66,8 @@
 #include <cstring>
 #include <utility>
 
+#include "base/files.h"
+
 namespace vtpm::state {
 namespace {
 
@@ -73,7 +75,6 @@ constexpr std::string_view kLockFile = ".lock";
 constexpr std::string_view kBakSuffix = ".bak";
 constexpr std::string_view kRejectedSuffix = ".rejected";
 // Marks our temporary files: ".<state file>.vtpm-<kind>-<pid>-<counter>".
-constexpr std::string_view kTempInfix = ".vtpm-";
 constexpr std::string_view kAllNames[] = {kPermallName, kVolatileStateName, kSaveStateName};
 
 tl::unexpected<Error> IoError(const std::string& what, int err, std::string_view hint) {
@@ -122,70 +123,6 @@ tl::unexpected<Error> NotRegular(const std::string& path, const struct stat& st,
                   path, S_ISLNK(st.st_mode) ? "a symbolic link" : "a special file", action));
 }
 
-Status WriteAll(int fd, ByteSpan data, const std::string& path) {
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return IoError(fmt::format("cannot write {}", path), errno,
-                     "check free space and quota of the file system holding the state directory");
-    }
-    done += static_cast<size_t>(n);
-  }
-  return Ok();
-}
-
-// Reads a regular file opened from |dir_fd| without following symlinks; nullopt if absent.
-// Refuses more than kMaxStateFileSize bytes (Errc::kCorrupt).
-Result<std::optional<Bytes>> ReadRawFile(int dir_fd, const std::string& file,
-                                         const std::string& path) {
-  // O_NONBLOCK: opening a FIFO planted under the name must not hang us.
-  UniqueFd fd(openat(dir_fd, file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
-  if (!fd) {
-    const int err = errno;
-    if (err == ENOENT) return std::optional<Bytes>();
-    if (err == ELOOP) {
-      return Fail(Errc::kFailedPrecondition,
-                  fmt::format("{} is a symbolic link; vtpm does not follow symlinks in the state "
-                              "directory: replace it by the regular file it points to",
-                              path));
-    }
-    return IoError(fmt::format("cannot open {}", path), err,
-                   "check that this user may read the state directory and its files");
-  }
-  struct stat st {};
-  if (fstat(fd.get(), &st) != 0) {
-    return IoError(fmt::format("cannot stat {}", path), errno, "check the file system");
-  }
-  if (!S_ISREG(st.st_mode)) return NotRegular(path, st, "refusing to read it");
-  if (st.st_size < 0 || static_cast<uint64_t>(st.st_size) > kMaxStateFileSize) {
-    return Fail(Errc::kCorrupt,
-                fmt::format("{} is {} bytes, more than the {} a TPM state file can have; it is "
-                            "not a TPM state file (restore the right file or remove it)",
-                            path, st.st_size, kMaxStateFileSize));
-  }
-  Bytes buf(static_cast<size_t>(st.st_size) + 1);  // +1: notice a file that grew meanwhile
-  size_t got = 0;
-  while (got < buf.size()) {
-    const ssize_t n = ::read(fd.get(), buf.data() + got, buf.size() - got);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return IoError(fmt::format("cannot read {}", path), errno,
-                     "the file or its storage is damaged; check the system log");
-    }
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
-  }
-  if (got > static_cast<size_t>(st.st_size)) {
-    return Fail(Errc::kBusy, fmt::format("{} grew while being read: another process is writing "
-                                         "the state directory; stop it (see <dir>/.lock)",
-                                         path));
-  }
-  buf.resize(got);
-  return std::optional<Bytes>(std::move(buf));
-}
-
 // Damage that the previous generation can stand in for. Not: absent files, symlinks, permission
 // problems, encrypted or newer-format blobs -- those need the user, not an older state.
 bool IsDamage(const Error& e) {
@@ -200,7 +137,8 @@ Error WithPath(const std::string& path, Error e) {
 // Reads one state file and checks its framing and seal; nullopt if absent.
 Result<std::optional<StateFile>> ReadStateFileAt(int dir_fd, const std::string& file,
                                                  const std::string& path) {
-  VTPM_ASSIGN_OR_RETURN(std::optional<Bytes> raw, ReadRawFile(dir_fd, file, path));
+  VTPM_ASSIGN_OR_RETURN(std::optional<Bytes> raw,
+                        ReadFileAt(dir_fd, file, path, kMaxStateFileSize));
   if (!raw) return std::optional<StateFile>();
   Result<StateFile> f = DecodeStateFile(*raw);
   if (!f) return tl::unexpected<Error>(WithPath(path, std::move(f.error())));
@@ -354,8 +292,8 @@ std::string DirStore::Path(const std::string& file) const {
 
 std::string DirStore::PathFor(std::string_view name) const { return Path(FileName(name)); }
 
-std::string DirStore::TempName(const std::string& file, std::string_view kind) {
-  return fmt::format(".{}{}{}-{}-{}", file, kTempInfix, kind, ::getpid(), temp_counter_++);
+std::string DirStore::LinkName(const std::string& file) {
+  return fmt::format(".{}{}link-{}-{}", file, kTempInfix, ::getpid(), link_counter_++);
 }
 
 bool DirStore::ServesPrevious(const std::string& name) const {
@@ -573,32 +511,12 @@ uint64_t DirStore::NextGeneration(const std::string& name) {
   return it->second + 1;
 }
 
-Result<UniqueFd> DirStore::CreateTemp(const std::string& file, std::string_view kind,
-                                      std::string* tmp) {
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    *tmp = TempName(file, kind);
-    UniqueFd fd(openat(dir_fd_.get(), tmp->c_str(),
-                       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, options_.file_mode));
-    if (fd) return fd;
-    if (errno != EEXIST) {
-      return IoError(fmt::format("cannot create {}", Path(*tmp)), errno,
-                     "check that this user may write the state directory");
-    }
-  }
-  return Fail(Errc::kIo, fmt::format("cannot create a temporary file in {}: 100 names taken; "
-                                     "remove the .{}*{}* files there",
-                                     options_.directory, file, kTempInfix));
-}
-
 Result<UniqueFd> DirStore::WriteTempFile(const std::string& file, std::string_view kind,
                                          ByteSpan contents, std::string* tmp) {
-  VTPM_ASSIGN_OR_RETURN(UniqueFd fd, CreateTemp(file, kind, tmp));
+  VTPM_ASSIGN_OR_RETURN(UniqueFd fd, CreateTempAt(dir_fd_.get(), options_.directory, file, kind,
+                                                  options_.file_mode, tmp));
   const std::string path = Path(*tmp);
   Status s = [&]() -> Status {
-    // The umask applied to openat's mode; set the requested mode exactly.
-    if (fchmod(fd.get(), options_.file_mode) != 0) {
-      return IoError(fmt::format("cannot chmod {}", path), errno, "check the file system");
-    }
     VTPM_RETURN_IF_ERROR(WriteAll(fd.get(), contents, path));
     // Strict mode: the data is durable before any rename makes it visible.
     if (options_.fsync && !one_sync_ && fsync(fd.get()) != 0) {
@@ -615,7 +533,7 @@ Result<UniqueFd> DirStore::WriteTempFile(const std::string& file, std::string_vi
 }
 
 Status DirStore::PreserveCurrent(const std::string& file, const std::string& as) {
-  std::string tmp = TempName(file, "link");
+  std::string tmp = LinkName(file);
   if (linkat(dir_fd_.get(), file.c_str(), dir_fd_.get(), tmp.c_str(), 0) != 0) {
     const int err = errno;
     if (err != EPERM && err != EOPNOTSUPP && err != EMLINK && err != ENOSYS) {
@@ -623,7 +541,8 @@ Status DirStore::PreserveCurrent(const std::string& file, const std::string& as)
                      "check that this user may write the state directory");
     }
     // No hard links on this file system: copy the bytes instead.
-    VTPM_ASSIGN_OR_RETURN(std::optional<Bytes> raw, ReadRawFile(dir_fd_.get(), file, Path(file)));
+    VTPM_ASSIGN_OR_RETURN(std::optional<Bytes> raw,
+                          ReadFileAt(dir_fd_.get(), file, Path(file), kMaxStateFileSize));
     if (!raw) return Ok();  // vanished meanwhile: nothing to preserve
     VTPM_ASSIGN_OR_RETURN(UniqueFd copy, WriteTempFile(file, "copy", *raw, &tmp));
   }
@@ -753,6 +672,17 @@ Status DirStore::Delete(std::string_view name_view, bool must_exist) {
   }
   newest_rejected_.erase(name);
   if (fallen_back_) written_since_fallback_.insert(name);
+  return SyncDir();
+}
+
+Status DirStore::DeletePreviousGeneration(std::string_view name_view) {
+  VTPM_RETURN_IF_ERROR(ValidateName(name_view));
+  std::lock_guard lock(mu_);
+  const std::string bak = FileName(name_view) + std::string(kBakSuffix);
+  if (unlinkat(dir_fd_.get(), bak.c_str(), 0) != 0 && errno != ENOENT) {
+    return IoError(fmt::format("cannot remove the previous generation {}", Path(bak)), errno,
+                   "check that this user may write the state directory");
+  }
   return SyncDir();
 }
 

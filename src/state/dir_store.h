@@ -139,6 +139,10 @@ class DirStore final : public NvStore {
   // FallBackToPreviousGeneration). A <file>.rejected is left for inspection.
   Status Delete(std::string_view name, bool must_exist) override;
 
+  // Removes <file>.bak (when a new TPM replaced an old one: no fallback may bring the old one
+  // back). Absent is fine.
+  Status DeletePreviousGeneration(std::string_view name);
+
   // After libtpms refused the newest permanent state. Without options.use_previous_on_damage:
   // logs why the TPM does not start and how to recover, returns false. With it: from now on
   // Load("permall") serves permall.bak and the other blobs of the refused generation are set
@@ -176,7 +180,7 @@ class DirStore final : public NvStore {
 
   std::string FileName(std::string_view name) const;
   std::string Path(const std::string& file) const;
-  std::string TempName(const std::string& file, std::string_view kind);
+  std::string LinkName(const std::string& file);
   bool ServesPrevious(const std::string& name) const;
 
   Result<std::optional<StateFile>> ReadStateFile(const std::string& file) const;
@@ -184,7 +188,6 @@ class DirStore final : public NvStore {
   Error Refused(const std::string& name, Error damage) const;
   bool FallBackLocked(std::string_view why);
   uint64_t NextGeneration(const std::string& name);
-  Result<UniqueFd> CreateTemp(const std::string& file, std::string_view kind, std::string* tmp);
   Result<UniqueFd> WriteTempFile(const std::string& file, std::string_view kind, ByteSpan contents,
                                  std::string* tmp);
   Status Install(const std::string& tmp, const std::string& file, const std::string& keep_as);
@@ -202,7 +205,7 @@ class DirStore final : public NvStore {
 
   mutable std::mutex mu_;
   UniqueFd lock_fd_;
-  uint64_t temp_counter_ = 0;
+  uint64_t link_counter_ = 0;
   bool fallen_back_ = false;
   // Names stored or deleted since the fallback: their newest file is current.
   std::set<std::string, std::less<>> written_since_fallback_;

@@ -11,8 +11,8 @@
 
 #include "base/log.h"
 #include "commands.h"
-#include "daemon/config.h"
 #include "state/dir_store.h"
+#include "state/tpmstate.h"
 
 namespace vtpm::tools {
 namespace {
@@ -38,13 +38,9 @@ state::TpmVersion ChooseVersion(const StateArgs& a, const std::string& dir) {
 }
 
 Result<std::unique_ptr<state::DirStore>> OpenStore(const StateArgs& a) {
-  daemon::DaemonConfig cfg;
-  VTPM_RETURN_IF_ERROR(daemon::ParseTpmState(a.tpmstate, cfg));
-  state::DirStoreOptions so;
-  so.directory = cfg.state_dir;
-  so.tpm_version = ChooseVersion(a, cfg.state_dir);
-  so.file_mode = cfg.state_mode;
-  so.fsync = cfg.state_fsync;
+  VTPM_ASSIGN_OR_RETURN(state::DirStoreOptions so,
+                        state::ParseTpmState(a.tpmstate, /*plain_path=*/true));
+  so.tpm_version = ChooseVersion(a, so.directory);
   return state::DirStore::Open(so, StderrLogger("vtpm", spdlog::level::warn));
 }
 
