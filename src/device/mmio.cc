@@ -1,7 +1,6 @@
 #include "device/mmio.h"
 
 #include <algorithm>
-#include <array>
 #include <bit>
 
 namespace vtpm::device {
@@ -51,21 +50,6 @@ void BadAccessCounter::Record(std::string_view what, uint64_t offset) {
         "logged at a decreasing rate)",
         label_, offset, what, count_);
   }
-}
-
-uint32_t Crc32(ByteSpan data) {
-  static constexpr auto kTable = [] {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      t[i] = c;
-    }
-    return t;
-  }();
-  uint32_t crc = 0xFFFFFFFFu;
-  for (uint8_t b : data) crc = kTable[(crc ^ b) & 0xFF] ^ (crc >> 8);
-  return crc ^ 0xFFFFFFFFu;
 }
 
 Bytes WrapState(std::string_view magic8, uint32_t version, ByteSpan payload) {

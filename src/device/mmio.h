@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "base/bytes.h"
+#include "base/crc32.h"
 #include "base/log.h"
 #include "base/result.h"
 
@@ -60,9 +61,6 @@ class BadAccessCounter {
   std::string label_;
   uint64_t count_ = 0;
 };
-
-// CRC-32 (IEEE 802.3, as zlib computes it).
-uint32_t Crc32(ByteSpan data);
 
 // Saved device state envelope: magic(8) version(u32) length(u32) payload crc32(u32), big-endian.
 // Capped at |kMaxStateSize|; everything in it is validated by the model that reads it.
