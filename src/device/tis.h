@@ -24,11 +24,10 @@
 #include "device/bus_device.h"
 #include "device/mmio.h"
 #include "device/regs.h"
+#include "device/tis_state.h"
 #include "device/tpm_backend.h"
 
 namespace vtpm::device {
-
-enum class TpmFamily : uint8_t { kTpm12 = 0, kTpm20 = 1 };
 
 struct TisConfig {
   TpmFamily family = TpmFamily::kTpm20;

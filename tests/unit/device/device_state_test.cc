@@ -188,5 +188,35 @@ TEST(DeviceStateDamage, CrbRefusesEveryTruncationAndBitFlip) {
   ExpectEveryDamageRefused(*internal, SaveInternalBufferCrb());
 }
 
+// A well-formed state that does not fit the device it is restored into is refused whole.
+TEST(DeviceStateFit, TisBufferLargerThanTheDevicesIsRefused) {
+  FakeBackend backend;
+  auto big = std::move(*Tis::Create(TisConfig{}, TisDeps{&backend, nullptr, nullptr}));
+  DeviceBus bus(*big);
+  bus.Write8(L(0, tis::kAccess), tis::kAccessRequestUse);
+  bus.Write8(L(0, tis::kSts), tis::kStsCommandReady);
+  for (uint8_t b : TestCommand(2000)) bus.Write8(L(0, tis::kDataFifo), b);
+  const Bytes saved = big->SaveState().value();
+  FakeBackend small_backend;
+  small_backend.buffer_size = 1024;
+  auto small = std::move(*Tis::Create(TisConfig{}, TisDeps{&small_backend, nullptr, nullptr}));
+  const Bytes before = small->SaveState().value();
+  auto restored = small->RestoreState(saved);
+  ASSERT_FALSE(restored);
+  EXPECT_EQ(restored.error().code, Errc::kCorrupt);
+  EXPECT_EQ(small->SaveState().value(), before);
+}
+
+TEST(DeviceStateFit, CrbInternalAndExternalBuffersDoNotMix) {
+  FakeBackend backend;
+  Bytes ram(4096);
+  CrbConfig external;
+  external.external_buffer = CrbExternalBuffer{0x10000000, ram};
+  auto ext = std::move(*Crb::Create(external, CrbDeps{&backend, nullptr, nullptr}));
+  auto in = std::move(*Crb::Create(CrbConfig{}, CrbDeps{&backend, nullptr, nullptr}));
+  EXPECT_FALSE(ext->RestoreState(in->SaveState().value()));
+  EXPECT_FALSE(in->RestoreState(ext->SaveState().value()));
+}
+
 }  // namespace
 }  // namespace vtpm::device
