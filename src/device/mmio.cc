@@ -42,6 +42,23 @@ void SplitAccess(uint64_t offset, size_t length, uint32_t window_size, uint32_t 
   }
 }
 
+void ReadLanes(uint64_t value, uint32_t first_lane, std::span<uint8_t> out) {
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i] = LaneByte(value, first_lane + static_cast<uint32_t>(i));
+  }
+}
+
+LaneWrite WriteLanes(uint32_t first_lane, std::span<const uint8_t> in) {
+  LaneWrite w;
+  for (size_t i = 0; i < in.size(); ++i) {
+    const uint32_t lane = first_lane + static_cast<uint32_t>(i);
+    if (lane >= 8) break;
+    w.value |= uint64_t{in[i]} << (8 * lane);
+    w.mask |= uint64_t{0xFF} << (8 * lane);
+  }
+  return w;
+}
+
 void BadAccessCounter::Record(std::string_view what, uint64_t offset) {
   ++count_;
   if (count_ <= 10 || std::has_single_bit(count_)) {
