@@ -1,5 +1,7 @@
 #include "device/device_shell.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <mutex>
 
@@ -55,6 +57,7 @@ DeviceShell::DeviceShell(const DeviceLayout& layout, DeviceDeps deps, const std:
   anchor_->device = this;
 }
 
+// The models have detached already (their members are gone by now); this covers the shell's own.
 DeviceShell::~DeviceShell() { Detach(); }
 
 void DeviceShell::Detach() {
