@@ -49,51 +49,45 @@ constexpr RegDef kRegs[] = {
     {crb::kDataBuffer, static_cast<uint16_t>(crb::kDataBufferSize), kRegData},
 };
 
+DeviceLayout LayoutFor(const CrbConfig& config) {
+  return DeviceLayout{
+      .name = "CRB",
+      .windows = config.localities,
+      .regs = kRegs,
+      .state = {"VTPMCRB", 1},
+      .busy = "a command executes: CTRL_START reads 1",
+  };
+}
+
 bool ValidLocality(uint8_t l) { return l < kNumLocalities; }
 
 }  // namespace
 
 Result<std::unique_ptr<Crb>> Crb::Create(const CrbConfig& config, CrbDeps deps) {
-  if (deps.backend == nullptr) return Fail(Errc::kInvalidArgument, "a CRB device needs a backend");
   if (config.localities != 1 && config.localities != kNumLocalities) {
     return Fail(Errc::kInvalidArgument, "a CRB device has 1 or 5 localities");
   }
-  uint32_t size = crb::kDataBufferSize;
+  uint32_t limit = crb::kDataBufferSize;
   if (config.external_buffer) {
     if (config.external_buffer->host.size() < 1024 || config.external_buffer->gpa == 0) {
       return Fail(Errc::kInvalidArgument,
                   "the external CRB buffer needs a guest address and at least 1024 bytes");
     }
-    size = static_cast<uint32_t>(std::min<size_t>(config.external_buffer->host.size(), 4096));
+    limit = static_cast<uint32_t>(std::min<size_t>(config.external_buffer->host.size(), 4096));
   }
-  VTPM_ASSIGN_OR_RETURN(size, NegotiateBufferSize(size, deps.backend->BufferSize()));
-  if (!deps.log) deps.log = NullLogger();
+  VTPM_ASSIGN_OR_RETURN(uint32_t size, PrepareDeps("CRB", deps, limit));
   return std::unique_ptr<Crb>(new Crb(config, std::move(deps), size));
 }
 
 Crb::Crb(const CrbConfig& config, CrbDeps deps, uint32_t buffer_size)
-    : config_(config),
-      backend_(deps.backend),
-      irq_(deps.irq),
-      log_(std::move(deps.log)),
-      buffer_size_(buffer_size),
-      anchor_(std::make_shared<internal::Anchor<Crb>>()),
-      bad_(log_, config.label) {
-  anchor_->device = this;
-  if (!config_.external_buffer) internal_buffer_.assign(crb::kDataBufferSize, 0);
-  std::lock_guard lock(anchor_->mu);
-  ResetLocked();
+    : DeviceShell(LayoutFor(config), std::move(deps), config.label),
+      config_(config),
+      buffer_size_(buffer_size) {
+  if (!config_.external_buffer) regs_.buffer.assign(crb::kDataBufferSize, 0);
+  ResetRegisters();
 }
 
-Crb::~Crb() {
-  std::vector<internal::BackendOp> ops;
-  {
-    std::lock_guard lock(anchor_->mu);
-    anchor_->device = nullptr;
-    if (Executing()) ops.push_back({internal::BackendOp::kCancel});
-  }
-  internal::RunBackendOps(ops, backend_, anchor_);
-}
+Crb::~Crb() { Detach(); }
 
 uint64_t Crb::buffer_gpa() const {
   return config_.external_buffer ? config_.external_buffer->gpa
@@ -102,106 +96,43 @@ uint64_t Crb::buffer_gpa() const {
 
 std::span<uint8_t> Crb::Buffer() {
   if (config_.external_buffer) return config_.external_buffer->host.first(buffer_size_);
-  return std::span<uint8_t>(internal_buffer_).first(buffer_size_);
+  return std::span<uint8_t>(regs_.buffer).first(buffer_size_);
 }
 
-void Crb::ResetLocked() {
-  if (Executing()) {
-    ops_.push_back({internal::BackendOp::kCancel});
-    ++stats_.cancels;
-  }
-  loc_ = {};
-  active_ = kNoLocality;
-  idle_ = true;
-  fatal_ = false;
-  cancel_ = 0;
-  int_enable_ = 0;
-  int_status_ = 0;
-  inflight_seq_ = 0;
+void Crb::ResetRegisters() {
+  regs_.localities = {};
+  regs_.active = kNoLocality;
+  regs_.idle = true;
+  regs_.fatal = false;
+  regs_.cancel = 0;
+  regs_.int_enable = 0;
+  regs_.int_status = 0;
   discard_ = false;
-  UpdateIrqLocked();
 }
 
-void Crb::Reset() {
-  std::vector<internal::BackendOp> ops;
-  {
-    std::lock_guard lock(anchor_->mu);
-    ResetLocked();
-    ops.swap(ops_);
+// ---------------------------------------------------------------------------------------------
+// Access dispatch
+
+void Crb::ReadPiece(const AccessPiece& p, std::span<uint8_t> out) {
+  if (p.reg == nullptr) {
+    std::fill(out.begin(), out.end(), 0);  // reserved: reads 0 (QEMU)
+  } else if (p.reg->id == kRegData) {
+    ReadData(p.byte_offset, out);
+  } else {
+    ReadLanes(ReadReg(static_cast<uint8_t>(p.window), p.reg->id), p.byte_offset, out);
   }
-  internal::RunBackendOps(ops, backend_, anchor_);
 }
 
-void Crb::Read(const BusAccess& access, std::span<uint8_t> data) {
-  std::lock_guard lock(anchor_->mu);
-  if (data.size() == 0 || data.size() > 8) bad_.Record("access width is not 1..8", access.offset);
-  SplitAccess(access.offset, data.size(), kLocalityWindow, config_.localities, kRegs,
-              [&](const AccessPiece& p) {
-                std::span<uint8_t> out = data.subspan(p.pos, p.count);
-                if (p.window >= config_.localities) {
-                  bad_.Record("read beyond the CRB range", access.offset + p.pos);
-                  std::fill(out.begin(), out.end(), 0xFF);
-                  return;
-                }
-                if (p.reg == nullptr) {
-                  std::fill(out.begin(), out.end(), 0);  // reserved: reads 0 (QEMU)
-                  return;
-                }
-                if (p.reg->id == kRegData) {
-                  if (config_.external_buffer || p.byte_offset >= buffer_size_) {
-                    std::fill(out.begin(), out.end(), 0);
-                    return;
-                  }
-                  const size_t n = std::min<size_t>(out.size(), buffer_size_ - p.byte_offset);
-                  std::copy_n(internal_buffer_.begin() + p.byte_offset, n, out.begin());
-                  std::fill(out.begin() + static_cast<ptrdiff_t>(n), out.end(), 0);
-                  return;
-                }
-                const uint64_t v = ReadReg(static_cast<uint8_t>(p.window), p.reg->id);
-                for (uint32_t i = 0; i < p.count; ++i) out[i] = LaneByte(v, p.byte_offset + i);
-              });
-}
-
-void Crb::Write(const BusAccess& access, std::span<const uint8_t> data) {
-  std::vector<internal::BackendOp> ops;
-  {
-    std::lock_guard lock(anchor_->mu);
-    if (data.size() == 0 || data.size() > 8) {
-      bad_.Record("access width is not 1..8", access.offset);
-    }
-    SplitAccess(access.offset, data.size(), kLocalityWindow, config_.localities, kRegs,
-                [&](const AccessPiece& p) {
-                  const uint64_t at = access.offset + p.pos;
-                  std::span<const uint8_t> in = data.subspan(p.pos, p.count);
-                  if (p.window >= config_.localities) {
-                    bad_.Record("write beyond the CRB range", at);
-                    return;
-                  }
-                  if (p.reg == nullptr) {
-                    bad_.Record("write to a reserved CRB offset", at);
-                    return;
-                  }
-                  if (p.reg->id == kRegData) {
-                    if (config_.external_buffer || p.byte_offset >= buffer_size_) {
-                      bad_.Record("write outside the CRB data buffer", at);
-                      return;
-                    }
-                    const size_t n = std::min<size_t>(in.size(), buffer_size_ - p.byte_offset);
-                    std::copy_n(in.begin(), n, internal_buffer_.begin() + p.byte_offset);
-                    return;
-                  }
-                  uint64_t value = 0, mask = 0;
-                  for (uint32_t i = 0; i < p.count; ++i) {
-                    const uint32_t shift = 8 * (p.byte_offset + i);
-                    value |= uint64_t{in[i]} << shift;
-                    mask |= uint64_t{0xFF} << shift;
-                  }
-                  WriteReg(static_cast<uint8_t>(p.window), p.reg->id, value, mask, at);
-                });
-    UpdateIrqLocked();
-    ops.swap(ops_);
+void Crb::WritePiece(const AccessPiece& p, std::span<const uint8_t> in, uint64_t offset) {
+  if (p.reg == nullptr) {
+    BadAccess("write to a reserved CRB offset", offset);
+  } else if (p.reg->id == kRegData) {
+    WriteData(p.byte_offset, in, offset);
+  } else {
+    const LaneWrite w = WriteLanes(p.byte_offset, in);
+    WriteReg(static_cast<uint8_t>(p.window), p.reg->id, static_cast<uint32_t>(w.value),
+             static_cast<uint32_t>(w.mask), offset);
   }
-  internal::RunBackendOps(ops, backend_, anchor_);
 }
 
 uint64_t Crb::ReadReg(uint8_t loc, int id) {
@@ -212,15 +143,15 @@ uint64_t Crb::ReadReg(uint8_t loc, int id) {
   switch (id) {
     case kRegLocState: {
       uint32_t v = crb::kLocStateValid;
-      if (ValidLocality(active_)) {
-        v |= crb::kLocStateAssigned | (uint32_t{active_} << crb::kLocStateActiveShift);
+      if (ValidLocality(regs_.active)) {
+        v |= crb::kLocStateAssigned | (uint32_t{regs_.active} << crb::kLocStateActiveShift);
       }
-      if (!backend_->TpmEstablished()) v |= crb::kLocStateEstablished;
+      if (!backend().TpmEstablished()) v |= crb::kLocStateEstablished;
       return v;
     }
     case kRegLocSts:
-      return (active_ == loc ? crb::kLocStsGranted : 0) |
-             (loc_[loc].been_seized ? crb::kLocStsBeenSeized : 0);
+      return (regs_.active == loc ? crb::kLocStsGranted : 0) |
+             (regs_.localities[loc].been_seized ? crb::kLocStsBeenSeized : 0);
     case kRegIntfId: {
       uint64_t lo = crb::kIntfIdLow | (config_.localities > 1 ? crb::kIntfIdCapLocality : 0) |
                     (uint32_t{config_.revision_id} << 24);
@@ -228,15 +159,15 @@ uint64_t Crb::ReadReg(uint8_t loc, int id) {
       return lo | (hi << 32);
     }
     case kRegCtrlSts:
-      return (fatal_ ? crb::kStsFatal : 0) | (idle_ ? crb::kStsIdle : 0);
+      return (regs_.fatal ? crb::kStsFatal : 0) | (regs_.idle ? crb::kStsIdle : 0);
     case kRegCtrlCancel:
-      return cancel_;
+      return regs_.cancel;
     case kRegCtrlStart:
       return Executing() ? crb::kStartInvoke : 0;
     case kRegIntEnable:
-      return int_enable_;
+      return regs_.int_enable;
     case kRegIntSts:
-      return int_status_;
+      return regs_.int_status;
     case kRegCmdSize:
     case kRegRspSize:
       return buffer_size_;
@@ -251,53 +182,30 @@ uint64_t Crb::ReadReg(uint8_t loc, int id) {
   }
 }
 
-void Crb::WriteReg(uint8_t loc, int id, uint64_t value, uint64_t mask, uint64_t offset) {
-  const auto v = static_cast<uint32_t>(value & mask);
+// |v|: the bytes written, in their lanes; |mask|: the lanes written.
+void Crb::WriteReg(uint8_t loc, int id, uint32_t v, uint32_t mask, uint64_t offset) {
   switch (id) {
     case kRegLocCtrl:
       WriteLocCtrl(loc, v, offset);
       break;
-    case kRegCtrlReq: {
-      const uint32_t req = v & (crb::kReqCmdReady | crb::kReqGoIdle);
-      if (req == crb::kReqCmdReady) {
-        idle_ = false;
-        Raise(crb::kIntCmdReady);
-      } else if (req == crb::kReqGoIdle) {
-        if (Executing()) {
-          bad_.Record("goIdle while a command executes", offset);
-        } else {
-          idle_ = true;
-        }
-      } else if (req != 0) {
-        bad_.Record("CTRL_REQ with both cmdReady and goIdle", offset);
-      }
+    case kRegCtrlReq:
+      WriteCtrlReq(v, offset);
       break;
-    }
     case kRegCtrlCancel:
       if (mask & 0xFF) {
-        cancel_ = v & crb::kCancelInvoke;
-        if (cancel_ && Executing() && !discard_) {
-          ops_.push_back({internal::BackendOp::kCancel});
-          ++stats_.cancels;
-        }
+        regs_.cancel = v & crb::kCancelInvoke;
+        if (regs_.cancel && Executing() && !discard_) CancelCommand();
       }
       break;
     case kRegCtrlStart:
-      if ((v & crb::kStartInvoke) == 0) break;  // writing 0 does nothing
-      if (Executing()) {
-        bad_.Record("CTRL_START while a command executes", offset);
-      } else if (active_ != loc) {
-        bad_.Record("CTRL_START from a locality that is not active", offset);
-      } else {
-        Start();
-      }
+      WriteCtrlStart(loc, v, offset);
       break;
     case kRegIntEnable:
-      int_enable_ = static_cast<uint32_t>((int_enable_ & ~mask) | (value & mask)) &
-                    (crb::kIntGlobalEnable | crb::kIntSupported);
+      regs_.int_enable =
+          ((regs_.int_enable & ~mask) | v) & (crb::kIntGlobalEnable | crb::kIntSupported);
       break;
     case kRegIntSts:
-      int_status_ &= ~(v & crb::kIntSupported);
+      regs_.int_status &= ~(v & crb::kIntSupported);
       break;
     case kRegCmdSize:
     case kRegCmdLaddr:
@@ -306,55 +214,40 @@ void Crb::WriteReg(uint8_t loc, int id, uint64_t value, uint64_t mask, uint64_t 
     case kRegRspAddr:
       break;  // edk2 writes the values it computed; the addresses are fixed by the device
     default:
-      bad_.Record("write to a read-only CRB register", offset);
+      BadAccess("write to a read-only CRB register", offset);
       break;
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// LOC_CTRL: locality requests, relinquish, seize, resetEstablishment
 
 void Crb::WriteLocCtrl(uint8_t loc, uint32_t v, uint64_t offset) {
   v &= 0xF;
   if (v == 0) return;
   if (std::popcount(v) > 1) {
-    bad_.Record("LOC_CTRL with several bits", offset);
+    BadAccess("LOC_CTRL with several bits", offset);
     return;
   }
   switch (v) {
     case crb::kLocCtrlRequest:
-      if (!ValidLocality(active_) || active_ == loc) {
+      if (!ValidLocality(regs_.active) || regs_.active == loc) {
         SetActive(loc, false);
       } else {
-        loc_[loc].pending = true;
+        regs_.localities[loc].pending = true;
       }
       break;
     case crb::kLocCtrlRelinquish:
-      loc_[loc].pending = false;
-      if (active_ == loc) {
-        uint8_t next = kNoLocality;
-        for (uint8_t c = kNumLocalities; c-- > 0;) {
-          if (loc_[c].pending) {
-            next = c;
-            break;
-          }
-        }
-        SetActive(next, false);
-      }
+      Relinquish(loc);
       break;
     case crb::kLocCtrlSeize:
-      if (ValidLocality(active_) && loc > active_) {
-        SetActive(loc, true);  // drops a running command's response (as VirtualBox)
-      } else if (!ValidLocality(active_)) {
-        SetActive(loc, false);
-      } else {
-        bad_.Record("seize from a locality not above the active one", offset);
-      }
+      Seize(loc, offset);
       break;
     case crb::kLocCtrlResetEstablishment:
       if (loc == 3 || loc == 4) {
-        internal::BackendOp op{internal::BackendOp::kResetEstablished};
-        op.locality = loc;
-        ops_.push_back(std::move(op));
+        QueueResetEstablished(loc);
       } else {
-        bad_.Record("resetEstablishment from a locality below 3", offset);
+        BadAccess("resetEstablishment from a locality below 3", offset);
       }
       break;
     default:
@@ -362,22 +255,92 @@ void Crb::WriteLocCtrl(uint8_t loc, uint32_t v, uint64_t offset) {
   }
 }
 
+// Withdraws |loc|'s request; if it was active, the highest pending locality (or none) gets it.
+void Crb::Relinquish(uint8_t loc) {
+  regs_.localities[loc].pending = false;
+  if (regs_.active != loc) return;
+  uint8_t next = kNoLocality;
+  for (uint8_t c = kNumLocalities; c-- > 0;) {
+    if (regs_.localities[c].pending) {
+      next = c;
+      break;
+    }
+  }
+  SetActive(next, false);
+}
+
+void Crb::Seize(uint8_t loc, uint64_t offset) {
+  if (ValidLocality(regs_.active) && loc > regs_.active) {
+    SetActive(loc, true);  // drops a running command's response (as VirtualBox)
+  } else if (!ValidLocality(regs_.active)) {
+    SetActive(loc, false);
+  } else {
+    BadAccess("seize from a locality not above the active one", offset);
+  }
+}
+
 void Crb::SetActive(uint8_t loc, bool seize) {
-  const bool change = loc != active_;
-  if (change && ValidLocality(active_) && seize) loc_[active_].been_seized = true;
-  active_ = loc;
-  if (ValidLocality(loc) && Executing() && loc != cmd_locality_ && !discard_) {
+  const bool change = loc != regs_.active;
+  if (change && ValidLocality(regs_.active) && seize) {
+    regs_.localities[regs_.active].been_seized = true;
+  }
+  regs_.active = loc;
+  if (!ValidLocality(loc)) return;
+  if (Executing() && loc != cmd_locality_ && !discard_) {
     // Another locality takes over while the previous owner's command runs: its response must
     // not land in the new owner's buffer.
     discard_ = true;
-    ops_.push_back({internal::BackendOp::kCancel});
-    ++stats_.cancels;
+    CancelCommand();
   }
-  if (ValidLocality(loc)) {
-    loc_[loc].pending = false;
-    loc_[loc].been_seized = false;  // a grant clears it (QEMU)
-    if (change) Raise(crb::kIntLocalityChange);
+  regs_.localities[loc].pending = false;
+  regs_.localities[loc].been_seized = false;  // a grant clears it (QEMU)
+  if (change) Raise(crb::kIntLocalityChange);
+}
+
+// ---------------------------------------------------------------------------------------------
+// CTRL_REQ, CTRL_START and the data buffer
+
+void Crb::WriteCtrlReq(uint32_t v, uint64_t offset) {
+  const uint32_t req = v & (crb::kReqCmdReady | crb::kReqGoIdle);
+  if (req == crb::kReqCmdReady) {
+    regs_.idle = false;
+    Raise(crb::kIntCmdReady);
+  } else if (req == crb::kReqGoIdle) {
+    if (Executing()) {
+      BadAccess("goIdle while a command executes", offset);
+    } else {
+      regs_.idle = true;
+    }
+  } else if (req != 0) {
+    BadAccess("CTRL_REQ with both cmdReady and goIdle", offset);
   }
+}
+
+void Crb::WriteCtrlStart(uint8_t loc, uint32_t v, uint64_t offset) {
+  if ((v & crb::kStartInvoke) == 0) return;  // writing 0 does nothing
+  if (Executing()) {
+    BadAccess("CTRL_START while a command executes", offset);
+  } else if (regs_.active != loc) {
+    BadAccess("CTRL_START from a locality that is not active", offset);
+  } else {
+    Start();
+  }
+}
+
+void Crb::ReadData(uint32_t at, std::span<uint8_t> out) const {
+  std::fill(out.begin(), out.end(), 0);
+  if (config_.external_buffer || at >= buffer_size_) return;
+  const size_t n = std::min<size_t>(out.size(), buffer_size_ - at);
+  std::copy_n(regs_.buffer.begin() + at, n, out.begin());
+}
+
+void Crb::WriteData(uint32_t at, std::span<const uint8_t> in, uint64_t offset) {
+  if (config_.external_buffer || at >= buffer_size_) {
+    BadAccess("write outside the CRB data buffer", offset);
+    return;
+  }
+  const size_t n = std::min<size_t>(in.size(), buffer_size_ - at);
+  std::copy_n(in.begin(), n, regs_.buffer.begin() + at);
 }
 
 void Crb::Start() {
@@ -385,112 +348,55 @@ void Crb::Start() {
   // Read the header once: with an external buffer the guest may change it concurrently.
   uint32_t len = LoadBe32(buf.data() + 2);
   len = std::clamp<uint32_t>(len, static_cast<uint32_t>(wire::kTpmHeaderSize), buffer_size_);
-  internal::BackendOp op{internal::BackendOp::kSubmit};
-  op.locality = active_;
-  cmd_locality_ = active_;
-  op.seq = inflight_seq_ = next_seq_++;
-  op.data.assign(buf.begin(), buf.begin() + len);
-  ops_.push_back(std::move(op));
+  cmd_locality_ = regs_.active;
   discard_ = false;
-  ++stats_.commands;
+  StartCommand(regs_.active, Bytes(buf.begin(), buf.begin() + len));
 }
 
-void Crb::OnCompletionLocked(uint64_t seq, Bytes response) {
-  if (seq == 0 || seq != inflight_seq_) return;
-  inflight_seq_ = 0;
+void Crb::CommandCompleted(Bytes response) {
   auto h = wire::ParseHeader(response);
   if (!h || h->size != response.size() || response.size() > buffer_size_) {
-    bad_.Record("backend response malformed or larger than the CRB buffer: tpmSts set", 0);
-    fatal_ = true;
+    BadAccess("backend response malformed or larger than the CRB buffer: tpmSts set", 0);
+    regs_.fatal = true;
   } else if (!discard_) {
     std::copy(response.begin(), response.end(), Buffer().begin());
   }
   discard_ = false;
   Raise(crb::kIntStart);
-  UpdateIrqLocked();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Interrupts
 
 void Crb::Raise(uint32_t bits) {
-  if ((int_enable_ & crb::kIntGlobalEnable) && (int_enable_ & bits)) int_status_ |= bits;
-}
-
-void Crb::UpdateIrqLocked() {
-  const bool level =
-      (int_enable_ & crb::kIntGlobalEnable) && (int_enable_ & int_status_ & crb::kIntSupported);
-  if (level != irq_level_) {
-    irq_level_ = level;
-    if (irq_ != nullptr) irq_->SetLevel(level);
+  if ((regs_.int_enable & crb::kIntGlobalEnable) && (regs_.int_enable & bits)) {
+    regs_.int_status |= bits;
   }
 }
 
-bool Crb::Busy() {
-  std::lock_guard lock(anchor_->mu);
-  return Executing();
+bool Crb::IrqAsserted() const {
+  return (regs_.int_enable & crb::kIntGlobalEnable) &&
+         (regs_.int_enable & regs_.int_status & crb::kIntSupported);
 }
 
-DeviceStats Crb::stats() {
-  std::lock_guard lock(anchor_->mu);
-  DeviceStats s = stats_;
-  s.bad_accesses = bad_.count();
-  return s;
+// ---------------------------------------------------------------------------------------------
+// Saved state (crb_state.h)
+
+Bytes Crb::SaveRegisters() const {
+  return EncodeCrbState({.locality_count = config_.localities, .regs = regs_});
 }
 
-Result<Bytes> Crb::SaveState() {
-  std::lock_guard lock(anchor_->mu);
-  if (Executing()) {
-    return Fail(Errc::kFailedPrecondition,
-                "the CRB device is executing a command (CTRL_START is 1); let it complete, then "
-                "save");
-  }
-  ByteWriter w;
-  w.U8(config_.localities);
-  w.U8(active_);
-  w.U8(static_cast<uint8_t>((idle_ ? 1 : 0) | (fatal_ ? 2 : 0)));
-  w.U32(cancel_);
-  w.U32(int_enable_);
-  w.U32(int_status_);
-  for (const Locality& l : loc_) {
-    w.U8(static_cast<uint8_t>((l.pending ? 1 : 0) | (l.been_seized ? 2 : 0)));
-  }
-  w.U32(static_cast<uint32_t>(internal_buffer_.size()));
-  w.Append(internal_buffer_);
-  return WrapState("VTPMCRB", kStateVersion, w.bytes());
-}
-
-Status Crb::RestoreState(ByteSpan blob) {
-  VTPM_ASSIGN_OR_RETURN(ByteSpan payload, UnwrapState("VTPMCRB", kStateVersion, blob));
-  ByteReader r(payload);
-  auto bad = [](std::string what) { return Fail(Errc::kCorrupt, "CRB device state: " + what); };
-  auto locs = r.U8(), active = r.U8(), flags = r.U8();
-  auto cancel = r.U32(), en = r.U32(), sts = r.U32();
-  if (!sts) return bad("truncated");
-  if (*locs != config_.localities) {
+Status Crb::RestoreRegisters(ByteSpan payload) {
+  VTPM_ASSIGN_OR_RETURN(CrbState s, DecodeCrbState(payload));
+  if (s.locality_count != config_.localities) {
     return Fail(Errc::kInvalidArgument, "CRB device state has a different locality count");
   }
-  if (*active != kNoLocality && *active >= config_.localities) return bad("locality range");
-  if (*flags > 3 || *cancel > 1) return bad("invalid flags");
-  std::array<Locality, kNumLocalities> l{};
-  for (Locality& x : l) {
-    auto f = r.U8();
-    if (!f || *f > 3) return bad("invalid locality record");
-    x.pending = (*f & 1) != 0;
-    x.been_seized = (*f & 2) != 0;
+  if (s.regs.buffer.size() != regs_.buffer.size()) {
+    return Fail(Errc::kCorrupt,
+                "CRB device state: the data buffer is inside one device and in guest RAM for "
+                "the other");
   }
-  auto len = r.U32();
-  if (!len || *len != internal_buffer_.size()) return bad("buffer size differs");
-  auto buf = r.Take(*len);
-  if (!buf || !r.empty()) return bad("truncated buffer");
-  std::lock_guard lock(anchor_->mu);
-  if (Executing()) return Fail(Errc::kFailedPrecondition, "the CRB device is busy");
-  active_ = *active;
-  idle_ = (*flags & 1) != 0;
-  fatal_ = (*flags & 2) != 0;
-  cancel_ = *cancel;
-  int_enable_ = *en & (crb::kIntGlobalEnable | crb::kIntSupported);
-  int_status_ = *sts & crb::kIntSupported;
-  loc_ = l;
-  std::copy(buf->begin(), buf->end(), internal_buffer_.begin());
-  UpdateIrqLocked();
+  regs_ = std::move(s.regs);
   return Ok();
 }
 

@@ -10,8 +10,9 @@
 // the guest fills it with plain stores (no exits) and the device reads the command from it on
 // CTRL_START and writes the response into it on completion.
 //
-// Threading as for Tis: one mutex per device (lock order: device -> IrqLine), backend calls made
-// outside it, completion on the backend's thread.
+// The lock, backend calls, completions, the interrupt line, Reset/Busy/stats and the saved-state
+// envelope are DeviceShell's (device_shell.h), as for Tis; this file holds the registers and the
+// locality/start state machine. The saved state: crb_state.h.
 #pragma once
 
 #include <array>
@@ -19,14 +20,10 @@
 #include <optional>
 #include <span>
 #include <string>
-#include <vector>
 
-#include "device/backend_work.h"
-#include "device/bus_device.h"
-#include "device/mmio.h"
+#include "device/crb_state.h"
+#include "device/device_shell.h"
 #include "device/regs.h"
-#include "device/tis.h"  // DeviceStats
-#include "device/tpm_backend.h"
 
 namespace vtpm::device {
 
@@ -46,82 +43,58 @@ struct CrbConfig {
   std::string label = "tpm-crb";
 };
 
-struct CrbDeps {
-  TpmBackend* backend = nullptr;  // required; must outlive the device
-  IrqLine* irq = nullptr;         // optional
-  Logger log;
-};
+using CrbDeps = DeviceDeps;
 
-class Crb final : public BusDevice {
+// BusDevice, Reset(), SaveState()/RestoreState(), Busy() and stats() come from DeviceShell. A
+// saved state is refused while CTRL_START reads 1; with an internal buffer the buffer's contents
+// are part of it (an external one is guest RAM and migrates with it), and it restores only into
+// a device with the same locality count and kind of buffer.
+class Crb final : public DeviceShell {
  public:
-  static constexpr uint32_t kStateVersion = 1;
-
   static Result<std::unique_ptr<Crb>> Create(const CrbConfig& config, CrbDeps deps);
   ~Crb() override;
-  Crb(const Crb&) = delete;
-  Crb& operator=(const Crb&) = delete;
-
-  void Read(const BusAccess& access, std::span<uint8_t> data) override;
-  void Write(const BusAccess& access, std::span<const uint8_t> data) override;
-  uint64_t size() const override { return uint64_t{config_.localities} * kLocalityWindow; }
-  std::string_view DebugLabel() const override { return config_.label; }
 
   // Command/response buffer size the guest is told (CMD_SIZE/RSP_SIZE).
   uint32_t buffer_size() const { return buffer_size_; }
   // Guest-physical address of the buffer of locality 0 (what CMD_LADDR/RSP_ADDR read there).
   uint64_t buffer_gpa() const;
 
-  void Reset();
-  // As Tis: refused while a command executes (CTRL_START reads 1). With an internal buffer the
-  // buffer's contents are part of the state; an external one is guest RAM and migrates with it.
-  Result<Bytes> SaveState();
-  Status RestoreState(ByteSpan blob);
-  bool Busy();
-  DeviceStats stats();
-
-  void OnCompletionLocked(uint64_t seq, Bytes response);
-
  private:
-  struct Locality {
-    bool pending = false;
-    bool been_seized = false;
-  };
   Crb(const CrbConfig& config, CrbDeps deps, uint32_t buffer_size);
-  void ResetLocked();
+
+  // DeviceShell hooks (device lock held).
+  void ReadPiece(const AccessPiece& piece, std::span<uint8_t> out) override;
+  void WritePiece(const AccessPiece& piece, std::span<const uint8_t> in, uint64_t offset) override;
+  void ResetRegisters() override;
+  void CommandCompleted(Bytes response) override;
+  bool IrqAsserted() const override;
+  Bytes SaveRegisters() const override;
+  Status RestoreRegisters(ByteSpan payload) override;
+
+  // Registers, in the order of the register map.
   uint64_t ReadReg(uint8_t loc, int id);
-  void WriteReg(uint8_t loc, int id, uint64_t value, uint64_t mask, uint64_t offset);
-  void WriteLocCtrl(uint8_t loc, uint32_t v, uint64_t offset);
+  void WriteReg(uint8_t loc, int id, uint32_t value, uint32_t mask, uint64_t offset);
+  void WriteLocCtrl(uint8_t loc, uint32_t value, uint64_t offset);
+  void Relinquish(uint8_t loc);
+  void Seize(uint8_t loc, uint64_t offset);
+  void WriteCtrlReq(uint32_t value, uint64_t offset);
+  void WriteCtrlStart(uint8_t loc, uint32_t value, uint64_t offset);
+  void ReadData(uint32_t at, std::span<uint8_t> out) const;
+  void WriteData(uint32_t at, std::span<const uint8_t> in, uint64_t offset);
+
   void SetActive(uint8_t loc, bool seize);
   void Start();
   std::span<uint8_t> Buffer();
   void Raise(uint32_t bits);
-  void UpdateIrqLocked();
-  bool Executing() const { return inflight_seq_ != 0; }
 
   const CrbConfig config_;
-  TpmBackend* const backend_;
-  IrqLine* const irq_;
-  Logger log_;
   const uint32_t buffer_size_;
-  std::shared_ptr<internal::Anchor<Crb>> anchor_;
 
-  // --- Guarded by anchor_->mu. ---
-  std::array<Locality, kNumLocalities> loc_{};
-  uint8_t active_ = kNoLocality;
-  bool idle_ = true;     // CTRL_STS.tpmIdle
-  bool fatal_ = false;   // CTRL_STS.tpmSts
-  uint32_t cancel_ = 0;  // CTRL_CANCEL as written
-  uint32_t int_enable_ = 0;
-  uint32_t int_status_ = 0;
-  uint64_t inflight_seq_ = 0;  // CTRL_START reads 1 while non-zero
-  uint64_t next_seq_ = 1;
-  bool discard_ = false;                // the executing command was seized away: drop its response
-  uint8_t cmd_locality_ = kNoLocality;  // locality that started the executing command
-  bool irq_level_ = false;
-  std::vector<uint8_t> internal_buffer_;
-  BadAccessCounter bad_;
-  DeviceStats stats_{};
-  std::vector<internal::BackendOp> ops_;
+  // --- Guarded by the device lock. ---
+  CrbRegisters regs_;  // what a saved state holds (crb_state.h)
+  // The command in flight (never saved: a device is saved between commands).
+  bool discard_ = false;                // it was seized away: drop its response
+  uint8_t cmd_locality_ = kNoLocality;  // the locality that started it
 };
 
 }  // namespace vtpm::device

@@ -1,7 +1,6 @@
 #include "device/mmio.h"
 
 #include <algorithm>
-#include <array>
 #include <bit>
 
 namespace vtpm::device {
@@ -43,6 +42,23 @@ void SplitAccess(uint64_t offset, size_t length, uint32_t window_size, uint32_t 
   }
 }
 
+void ReadLanes(uint64_t value, uint32_t first_lane, std::span<uint8_t> out) {
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i] = LaneByte(value, first_lane + static_cast<uint32_t>(i));
+  }
+}
+
+LaneWrite WriteLanes(uint32_t first_lane, std::span<const uint8_t> in) {
+  LaneWrite w;
+  for (size_t i = 0; i < in.size(); ++i) {
+    const uint32_t lane = first_lane + static_cast<uint32_t>(i);
+    if (lane >= 8) break;
+    w.value |= uint64_t{in[i]} << (8 * lane);
+    w.mask |= uint64_t{0xFF} << (8 * lane);
+  }
+  return w;
+}
+
 void BadAccessCounter::Record(std::string_view what, uint64_t offset) {
   ++count_;
   if (count_ <= 10 || std::has_single_bit(count_)) {
@@ -51,21 +67,6 @@ void BadAccessCounter::Record(std::string_view what, uint64_t offset) {
         "logged at a decreasing rate)",
         label_, offset, what, count_);
   }
-}
-
-uint32_t Crc32(ByteSpan data) {
-  static constexpr auto kTable = [] {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      t[i] = c;
-    }
-    return t;
-  }();
-  uint32_t crc = 0xFFFFFFFFu;
-  for (uint8_t b : data) crc = kTable[(crc ^ b) & 0xFF] ^ (crc >> 8);
-  return crc ^ 0xFFFFFFFFu;
 }
 
 Bytes WrapState(std::string_view magic8, uint32_t version, ByteSpan payload) {

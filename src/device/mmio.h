@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "base/bytes.h"
+#include "base/crc32.h"
 #include "base/log.h"
 #include "base/result.h"
 
@@ -39,10 +40,21 @@ struct AccessPiece {
 void SplitAccess(uint64_t offset, size_t length, uint32_t window_size, uint32_t windows,
                  std::span<const RegDef> regs, const std::function<void(const AccessPiece&)>& fn);
 
-// Little-endian helpers for byte lanes of a register value.
+// Little-endian byte lanes of a register value (lanes 0..7; others read 0).
 inline uint8_t LaneByte(uint64_t value, uint32_t lane) {
-  return static_cast<uint8_t>(value >> (8 * lane));
+  return lane < 8 ? static_cast<uint8_t>(value >> (8 * lane)) : 0;
 }
+
+// Fills |out| with lanes [first_lane, first_lane + out.size()) of |value|: a read of part of a
+// register.
+void ReadLanes(uint64_t value, uint32_t first_lane, std::span<uint8_t> out);
+
+// A write of part of a register: the bytes written, in their lanes, and which lanes they cover.
+struct LaneWrite {
+  uint64_t value = 0;
+  uint64_t mask = 0;
+};
+LaneWrite WriteLanes(uint32_t first_lane, std::span<const uint8_t> in);
 
 // Counts guest accesses the model rejected (bad offset/width, writes to read-only registers,
 // protocol violations) and logs them: the first 10, then the 2^k-th, so a hostile guest cannot
@@ -60,9 +72,6 @@ class BadAccessCounter {
   std::string label_;
   uint64_t count_ = 0;
 };
-
-// CRC-32 (IEEE 802.3, as zlib computes it).
-uint32_t Crc32(ByteSpan data);
 
 // Saved device state envelope: magic(8) version(u32) length(u32) payload crc32(u32), big-endian.
 // Capped at |kMaxStateSize|; everything in it is validated by the model that reads it.
