@@ -46,6 +46,19 @@ using ParamsPtr = std::unique_ptr<OSSL_PARAM, OpenSslDeleter<OSSL_PARAM_free>>;
 
 Error Ssl(std::string_view what) { return OpenSslError(Errc::kInvalidArgument, what); }
 
+// A public key of |type| ("RSA", "EC") from the parameters in |bld|; |what| names it in errors.
+Result<EvpPkeyPtr> PublicKeyFromParams(const char* type, OSSL_PARAM_BLD* bld,
+                                       std::string_view what) {
+  ParamsPtr params(OSSL_PARAM_BLD_to_param(bld));
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
+  EVP_PKEY* key = nullptr;
+  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
+      EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
+    return tl::unexpected(Ssl(fmt::format("cannot make {}", what)));
+  }
+  return EvpPkeyPtr(key);
+}
+
 // ASN.1 PrintableString's character set (X.680).
 bool IsPrintableString(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) {
@@ -331,14 +344,7 @@ Result<EvpPkeyPtr> RsaPublicKey(ByteSpan modulus, uint32_t exponent) {
       OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, e.get()) != 1) {
     return tl::unexpected(Ssl("out of memory"));
   }
-  ParamsPtr params(OSSL_PARAM_BLD_to_param(bld.get()));
-  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr));
-  EVP_PKEY* key = nullptr;
-  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
-      EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
-    return tl::unexpected(Ssl("cannot make an RSA public key from the TPM's modulus"));
-  }
-  return EvpPkeyPtr(key);
+  return PublicKeyFromParams("RSA", bld.get(), "an RSA public key from the TPM's modulus");
 }
 
 Result<EvpPkeyPtr> PublicKeyFromTpm(const tpmcmd::Public& pub) {
@@ -389,14 +395,7 @@ Result<EvpPkeyPtr> PublicKeyFromTpm(const tpmcmd::Public& pub) {
                                        point.size()) != 1) {
     return tl::unexpected(Ssl("out of memory"));
   }
-  ParamsPtr params(OSSL_PARAM_BLD_to_param(bld.get()));
-  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
-  EVP_PKEY* key = nullptr;
-  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
-      EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
-    return tl::unexpected(Ssl("cannot make an EC public key from the TPM's point"));
-  }
-  return EvpPkeyPtr(key);
+  return PublicKeyFromParams("EC", bld.get(), "an EC public key from the TPM's point");
 }
 
 }  // namespace vtpm::provision
