@@ -9,7 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-BUILD_DEPS=(cmake ninja-build g++ pkg-config libtpms-dev libssl-dev libexpected-dev libfmt-dev
+BUILD_DEPS=(cmake ninja-build g++ pkg-config libtpms-dev libssl-dev libseccomp-dev libcap-ng-dev
+            libexpected-dev libfmt-dev
             libspdlog-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev
             libbenchmark-dev clang libclang-rt-14-dev libtss2-dev)
 PEER_DEPS=(swtpm swtpm-tools tpm2-tools libtss2-tcti-swtpm0 libtss2-tcti-mssim0

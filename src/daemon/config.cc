@@ -214,7 +214,9 @@ std::string CapabilitiesJson(const std::string& version) {
                    "tpmstate-opt-lock",
                    "tpmstate-dir-backend-opt-backup",
                    "tpmstate-dir-backend-opt-fsync",
-                   "cmdarg-mssim"};
+                   "cmdarg-mssim",
+                   "cmdarg-seccomp",
+                   "cmdarg-chroot"};
   j["version"] = version;
   return j.dump();
 }

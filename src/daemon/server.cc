@@ -88,6 +88,9 @@ struct Listener {
   bool mssim_platform = false;
 };
 
+// The epoll id of the signalfd (ids below 999 are listeners, from 1000 on connections).
+constexpr uint64_t kSignalId = 999;
+
 struct Connection {
   UniqueFd fd;
   std::unique_ptr<Session> session;
@@ -174,6 +177,7 @@ class Server::Impl : public ServerHooks {
   }
   void RequestExit() override { exit_ = true; }
 
+  Status Prepare();
   Status Run();
 
  private:
@@ -353,7 +357,8 @@ class Server::Impl : public ServerHooks {
   bool exit_ = false;
 };
 
-Status Server::Impl::Run() {
+// The descriptors the loop needs besides the sockets (see Server::Prepare).
+Status Server::Impl::Prepare() {
   epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_) return SysFail("epoll_create1", errno);
   sigset_t mask;
@@ -363,7 +368,6 @@ Status Server::Impl::Run() {
   sigaddset(&mask, SIGHUP);
   signal_fd_.reset(signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
   if (!signal_fd_) return SysFail("signalfd", errno);
-  constexpr uint64_t kSignalId = 999;
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = kSignalId;
@@ -379,7 +383,10 @@ Status Server::Impl::Run() {
     AddConnection(std::move(pc.fd), pc.kind, true, pc.terminate);
   }
   pending_clients_.clear();
+  return Ok();
+}
 
+Status Server::Impl::Run() {
   std::array<epoll_event, 32> events;
   while (!exit_) {
     bool any_mid = false;
@@ -433,6 +440,10 @@ Result<std::unique_ptr<Server>> Server::Create(const DaemonConfig& cfg, TpmServi
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Server::~Server() { impl_->service_->set_hooks(nullptr); }
-Status Server::Run() { return impl_->Run(); }
+Status Server::Prepare() { return impl_->Prepare(); }
+Status Server::Run() {
+  if (!impl_->epoll_) VTPM_RETURN_IF_ERROR(impl_->Prepare());
+  return impl_->Run();
+}
 
 }  // namespace vtpm::daemon

@@ -20,6 +20,11 @@ class Server {
   static Result<std::unique_ptr<Server>> Create(const DaemonConfig& cfg, TpmService* service,
                                                 Logger log);
   ~Server();
+  // Creates the event loop's own descriptors (epoll, signalfd). Call it in the process that will
+  // serve -- after a --daemon fork: an epoll set shares its signalfd's wake-ups with the process
+  // that registered it -- and before the sandbox, which forbids creating descriptors. Run() calls
+  // it if nobody did.
+  Status Prepare();
   // Serves until CMD_SHUTDOWN, TPM_STOP, a terminate condition, or SIGTERM/SIGINT/SIGHUP
   // (which the caller must have blocked in every thread).
   Status Run();

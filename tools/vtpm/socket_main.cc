@@ -21,6 +21,7 @@
 #include "daemon/server.h"
 #include "daemon/tpm_service.h"
 #include "engine/engine.h"
+#include "sandbox/sandbox.h"
 #include "state/dir_store.h"
 
 namespace vtpm::tools {
@@ -29,7 +30,7 @@ namespace {
 
 struct SocketArgs {
   bool tpm2 = false;
-  std::string tpmstate, ctrl, server, flags, log, pid, locality, mssim;
+  std::string tpmstate, ctrl, server, flags, log, pid, locality, mssim, seccomp, runas, chroot;
   bool terminate = false, daemon = false, print_caps = false;
   int port = 0;  // legacy -p
 };
@@ -111,6 +112,11 @@ class Daemonizer {
   UniqueFd notify_;
 };
 
+Status Confine(sandbox::SeccompAction seccomp) {
+  VTPM_RETURN_IF_ERROR(sandbox::DropCapabilities());
+  return sandbox::Confine(sandbox::Profile::kSocketDaemon, seccomp);
+}
+
 int RunSocket(const SocketArgs& a) {
   if (a.print_caps) {
     std::printf("%s\n", daemon::CapabilitiesJson(VTPM_VERSION).c_str());
@@ -140,6 +146,18 @@ int RunSocket(const SocketArgs& a) {
     cfg.server.port = static_cast<uint16_t>(a.port);
   }
   if (auto st = daemon::Validate(cfg); !st) return Die(st.error().message);
+  auto seccomp =
+      a.seccomp.empty() ? sandbox::DefaultSeccompAction() : sandbox::ParseSeccompOption(a.seccomp);
+  if (!seccomp) return Die(seccomp.error().message);
+  std::optional<sandbox::Credentials> runas;
+  if (!a.runas.empty()) {
+    auto creds = sandbox::ResolveUser(a.runas);  // before the chroot: it reads /etc/passwd
+    if (!creds) return Die(creds.error().message);
+    runas = *creds;
+  }
+  if (!a.chroot.empty()) {
+    if (auto st = sandbox::ChangeRoot(a.chroot); !st) return Die(st.error().message);
+  }
 
   auto log = MakeLogger(cfg);
   if (!log) return Die(log.error().message);
@@ -175,6 +193,9 @@ int RunSocket(const SocketArgs& a) {
 
   auto server = daemon::Server::Create(cfg, &service, *log);
   if (!server) return Die(server.error().message);
+  if (runas) {
+    if (auto st = sandbox::DropPrivileges(*runas); !st) return Die(st.error().message);
+  }
 
   // Signals are taken by the server's signalfd; block them before anything else runs.
   sigset_t mask;
@@ -189,6 +210,10 @@ int RunSocket(const SocketArgs& a) {
   if (cfg.daemonize) {
     if (auto st = daemonizer.Fork(); !st) return Die(st.error().message);
   }
+  if (auto st = (*server)->Prepare(); !st) {
+    daemonizer.Report(false);
+    return Die(st.error().message);
+  }
   if (cfg.not_need_init) {
     if (auto st = service.Start(/*delete_volatile=*/false, /*send_startup=*/true); !st) {
       (*log)->error("cannot start the TPM: {}", st.error().message);
@@ -197,6 +222,12 @@ int RunSocket(const SocketArgs& a) {
     }
   }
   if (auto st = WritePidFile(cfg); !st) {
+    daemonizer.Report(false);
+    return Die(st.error().message);
+  }
+  // From here on a peer controls what happens: give up everything the daemon does not need.
+  if (auto st = Confine(*seccomp); !st) {
+    (*log)->error("{}", st.error().message);
     daemonizer.Report(false);
     return Die(st.error().message);
   }
@@ -239,6 +270,12 @@ Runner AddSocketCommand(CLI::App& app) {
   sub->add_option("-p,--port", args->port, "Data channel TCP port (legacy; see --server)");
   sub->add_flag("-t,--terminate", args->terminate, "Exit when the data connection is lost");
   sub->add_flag("-d,--daemon", args->daemon, "Run in the background once serving");
+  sub->add_option("--seccomp", args->seccomp,
+                  "action=kill|log|none: the system-call filter once serving (default kill)");
+  sub->add_option("-r,--runas", args->runas,
+                  "USER[:GROUP]: run as this user once the sockets are bound (as root)");
+  sub->add_option("-R,--chroot", args->chroot,
+                  "DIR: chroot here first (as root); every path given is then inside DIR");
   sub->add_flag("--print-capabilities", args->print_caps,
                 "Print the supported features as JSON and exit");
   return [args] { return RunSocket(*args); };
