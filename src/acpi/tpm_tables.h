@@ -1,7 +1,7 @@
 // ACPI for a virtual TPM: the TPM2 table (TCG ACPI spec, revision 4 layout as Linux 6.1's
 // struct acpi_table_tpm2 + acpi_tpm2_phy read it), the TCPA table for TPM 1.2 (client layout),
 // and the AML of the TPM device for the VMM's DSDT (or a standalone SSDT).
-// Layouts and the choices below: shared/notes/DEVICES.md §6.
+// Layouts and the choices below: docs/DEVICES.md §4.
 #pragma once
 
 #include <cstdint>
@@ -66,7 +66,7 @@ struct TpmDeviceConfig {
   std::optional<uint32_t> irq;
 };
 
-// The AML of Device(<name>) { _HID, _CID(TPM 1.2), _STR, _UID, _STA, _CRS } to place in the
+// The AML of Device(<name>) { _HID, _STR, _UID, _STA, _CRS } to place in the
 // VMM's DSDT inside Scope(\_SB).
 Result<Bytes> BuildTpmDeviceAml(const TpmDeviceConfig& config);
 

@@ -1,5 +1,5 @@
 // The Microsoft TPM 2.0 simulator TCP protocol (TCG reference code, TPMCmd/Simulator/include/
-// TpmTcpProtocol.h), as spoken by tpm2-tss's `mssim` TCTI and the IBM TSS.
+// TpmTcpProtocol.h), as spoken by tpm2-tss's `mssim` TCTI and the IBM TSS; docs/PROTOCOLS.md §4.
 //
 // Two TCP ports: the command port (default 2321) carries TPM_SEND_COMMAND
 // {u8 locality, u32 size, command} -> {u32 size, response, u32 0}; the platform port (command

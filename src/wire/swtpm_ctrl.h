@@ -1,6 +1,6 @@
 // The swtpm control-channel protocol, socket form (swtpm man/man3/swtpm_ioctls.pod,
 // include/swtpm/tpm_ioctl.h; byte layouts verified against Debian's swtpm 0.7.1, see
-// shared/notes/SWTPM.md §1).
+// docs/PROTOCOLS.md §1: commands §1.3, result codes §1.4, response sizes §1.5).
 //
 // A request is a 4-byte big-endian command code followed by the command's request body, with no
 // length prefix: the server knows each body's size from the code. A response is the response body

@@ -63,7 +63,8 @@ uint32_t ResponseCode(ByteSpan response);
 // A header-only response: tag, size 10, |rc|.
 Bytes ErrorResponse(uint16_t tag, uint32_t rc);
 // The 10-byte fatal error a TPM answers when it is not running: TPM 2 `8001 0000000a 00000101`,
-// TPM 1.2 `00c4 0000000a 00000009` (QEMU's version probe relies on the tag).
+// TPM 1.2 `00c4 0000000a 00000009` (QEMU's version probe relies on the tag; docs/PROTOCOLS.md
+// §2.2).
 Bytes NotRunningResponse(bool tpm2);
 
 // The answer to a command at a locality the TPM refuses: TPM 2 `8001 0000000a 00000907`

@@ -315,7 +315,7 @@ TEST_P(TisTpmTest, Locality4HashAfterStartupIsTheDrtmEventInPcr17) {
   EXPECT_EQ(cmd::PcrValue(r), Bytes(32, 0));
 }
 
-// Linux's interrupt test (notes §5.4) with completions arriving on the backend's thread.
+// Linux's interrupt test (docs/DEVICES.md §3.4) with completions arriving on the backend's thread.
 TEST_P(TisTpmTest, LinuxInterruptTestPassesWithARealTpm) {
   ASSERT_EQ(cmd::Rc(Run(cmd::Startup())), 0u);
   ASSERT_TRUE(drv_->RequestLocality());

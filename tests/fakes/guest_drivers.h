@@ -1,5 +1,5 @@
 // Register-level emulations of the guest drivers that matter, written from their sources as
-// summarised in shared/notes/DEVICES.md §5: Linux 6.1 tpm_tis (tpm_tis_core.c) and tpm_crb, and
+// summarised in docs/DEVICES.md §3: Linux 6.1 tpm_tis (tpm_tis_core.c) and tpm_crb, and
 // edk2's Tpm2Tis.c / Tpm2Ptp.c. Each performs the same accesses, widths and checks as the
 // original, and fails (Result error) where the original would give up, so a device that passes
 // them behaves as those guests need. They run over an MmioBus, so the same sequences drive our
@@ -39,7 +39,7 @@ class LinuxTis {
   explicit LinuxTis(MmioBus& bus, uint8_t locality = 0) : bus_(bus), loc_(locality) {}
   uint64_t Reg(uint16_t off) const { return uint64_t{loc_} * 0x1000 + off; }
 
-  // tpm_tis_core_init, up to the first command (steps 1-4 of §5.2).
+  // tpm_tis_core_init, up to the first command (steps 1-4 of docs/DEVICES.md §3.2).
   Status Probe() {
     vendor_ = bus_.Read32(Reg(0xF00));
     if (!WaitFor([&] { return (bus_.Read8(Reg(0)) & kValid) != 0; })) {

@@ -1,4 +1,4 @@
-// ACPI builders: golden bytes (from iasl-compiled references in shared/notes/DEVICES.md §6), and
+// ACPI builders: golden bytes (from iasl-compiled references in docs/DEVICES.md §4), and
 // every table decompiled with iasl (Debian acpica-tools) and checked field by field.
 #include <gtest/gtest.h>
 
@@ -22,12 +22,13 @@ uint8_t Sum(const Bytes& b) {
 }
 
 TEST(Tpm2Table, MatchesTheIaslCompiledReferenceByteForByte) {
-  // DEVICES.md §6.1: `iasl -T TPM2` template, control 0xFED40040, start method 7, LAML 0x10000.
+  // docs/DEVICES.md §4.1: `iasl -T TPM2` template, control 0xFED40040, start method 7, LAML
+  // 0x10000.
   Tpm2TableConfig c;
   c.control_area = 0xFED40040;
   c.log_area_minimum_length = 0x10000;
   c.ids = {"VTPM", "VTPMTPM2", 1, "INTL", 0x20200925};
-  // The hexdump in the notes, line by line.
+  // The hexdump in docs/DEVICES.md §4.1, line by line.
   EXPECT_EQ(ToHex(BuildTpm2Table(c)),
             "54504d324c00000004dc5654504d2020"
             "5654504d54504d3201000000494e544c"
@@ -55,7 +56,8 @@ TEST(Tpm2Table, LayoutsAndChecksums) {
 }
 
 TEST(TpmDeviceAml, MatchesTheIaslCompiledReferenceByteForByte) {
-  // DEVICES.md §6.3: Device(TPM_) with _HID, _STR, _UID One, _STA 0x0F, _CRS 0xFED40000/0x5000.
+  // docs/DEVICES.md §4.3: Device(TPM_) with _HID, _STR, _UID One, _STA 0x0F, _CRS
+  // 0xFED40000/0x5000.
   auto aml = BuildTpmDeviceAml({});
   ASSERT_TRUE(aml);
   Bytes str;

@@ -1,5 +1,5 @@
 // Golden bytes for every control command, as Debian's swtpm 0.7.1 answers them
-// (shared/notes/SWTPM.md §1.2, re-verified by tests/integration against swtpm itself).
+// (docs/PROTOCOLS.md §1.3-§1.16, re-verified by tests/integration against swtpm itself).
 #include "daemon/ctrl_session.h"
 
 #include <gtest/gtest.h>

@@ -407,9 +407,10 @@ TEST_F(TisTest, InterruptsEnableLatchW1cAndLevel) {
 }
 
 TEST_F(TisTest, LinuxInterruptTestSequence) {
-  // tpm_tis_probe_irq_single (notes §5.4): take locality 0, write INT_VECTOR, clear INT_STATUS by
-  // writing back what it reads, enable intmask|global, send a command in polling mode, expect
-  // the handler to have run (line asserted, INT_STATUS non-zero), handler writes it back.
+  // tpm_tis_probe_irq_single (docs/DEVICES.md §3.4): take locality 0, write INT_VECTOR, clear
+  // INT_STATUS by writing back what it reads, enable intmask|global, send a command in polling
+  // mode, expect the handler to have run (line asserted, INT_STATUS non-zero), handler writes it
+  // back.
   testing::LinuxTis drv(*bus);
   ASSERT_TRUE(drv.Probe());
   ASSERT_TRUE(drv.RequestLocality());

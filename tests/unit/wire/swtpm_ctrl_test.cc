@@ -1,5 +1,5 @@
 // The swtpm control-channel codec: golden bytes for every command (requests as swtpm_ioctl and
-// QEMU send them, responses as Debian's swtpm 0.7.1 answers; shared/notes/SWTPM.md §1.2 and the
+// QEMU send them, responses as Debian's swtpm 0.7.1 answers; docs/PROTOCOLS.md §1.16 and the
 // daemon tests, which run the same bytes through the server), the streaming response size, and
 // a round trip client encode -> server decode -> server encode -> client decode for every command.
 #include "wire/swtpm_ctrl.h"
