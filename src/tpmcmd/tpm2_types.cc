@@ -177,17 +177,23 @@ Result<Public> UnmarshalPublic(ByteReader& r) {
 }
 
 Result<Public> UnmarshalPublic2b(ByteReader& r) {
+  Bytes area;
+  return UnmarshalPublic2b(r, area);
+}
+
+Result<Public> UnmarshalPublic2b(ByteReader& r, Bytes& area) {
   VTPM_ASSIGN_OR_RETURN(uint16_t size, r.U16());
   if (size == 0 || size > kMaxPublicArea) {
     return tl::unexpected(Bad("TPM2B_PUBLIC", fmt::format("size {}", size)));
   }
-  VTPM_ASSIGN_OR_RETURN(ByteSpan area, r.Take(size));
-  ByteReader inner(area);
+  VTPM_ASSIGN_OR_RETURN(ByteSpan bytes, r.Take(size));
+  ByteReader inner(bytes);
   VTPM_ASSIGN_OR_RETURN(Public p, UnmarshalPublic(inner));
   if (!inner.empty()) {
     return tl::unexpected(
         Bad("TPM2B_PUBLIC", fmt::format("{} bytes left after the public area", inner.remaining())));
   }
+  area.assign(bytes.begin(), bytes.end());
   return p;
 }
 

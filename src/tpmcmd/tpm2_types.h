@@ -204,6 +204,8 @@ Bytes MarshalPublic(const Public& p);
 void MarshalPublic2b(ByteWriter& w, const Public& p);  // TPM2B_PUBLIC
 Result<Public> UnmarshalPublic(ByteReader& r);         // TPMT_PUBLIC
 Result<Public> UnmarshalPublic2b(ByteReader& r);       // TPM2B_PUBLIC (size must match content)
+// TPM2B_PUBLIC, also keeping the TPMT_PUBLIC bytes as the TPM sent them in |area|.
+Result<Public> UnmarshalPublic2b(ByteReader& r, Bytes& area);
 
 void MarshalNvPublic2b(ByteWriter& w, const NvPublic& p);  // TPM2B_NV_PUBLIC
 Result<NvPublic> UnmarshalNvPublic2b(ByteReader& r);
