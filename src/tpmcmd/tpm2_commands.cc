@@ -14,6 +14,7 @@ constexpr size_t kMaxResponse = 64 * 1024;
 constexpr size_t kMaxDigest = 64;    // TPM2B_DIGEST: SHA-512
 constexpr size_t kMaxName = 2 + 64;  // TPM2B_NAME: hash alg + digest
 constexpr size_t kMaxNvData = 2048;  // MAX_NV_INDEX_SIZE
+constexpr size_t kMaxSessions = 3;   // MAX_SESSION_NUMBER
 
 struct RcName {
   uint32_t rc;
@@ -68,6 +69,25 @@ constexpr std::array<RcName, 44> kRcNames = {{
 
 Error Malformed(std::string_view name, std::string detail) {
   return Error{Errc::kCorrupt, fmt::format("malformed {} response: {}", name, detail), 0, 0};
+}
+
+// The authorization area of a TPM_ST_SESSIONS response: one TPMS_AUTH_RESPONSE (nonceTPM,
+// sessionAttributes, hmac) per session of the command, at most three, and nothing after them.
+// Password sessions need no further check.
+Status CheckAuthArea(ByteReader& r, std::string_view name) {
+  size_t sessions = 0;
+  while (!r.empty()) {
+    if (++sessions > kMaxSessions) {
+      return tl::unexpected(Malformed(name, "more than 3 sessions in the authorization area"));
+    }
+    VTPM_RETURN_IF_ERROR(Get2b(r, kMaxDigest, "nonceTPM"));
+    VTPM_RETURN_IF_ERROR(r.U8());  // sessionAttributes
+    VTPM_RETURN_IF_ERROR(Get2b(r, kMaxDigest, "hmac"));
+  }
+  if (sessions == 0) {
+    return tl::unexpected(Malformed(name, "no authorization area"));
+  }
+  return Ok();
 }
 
 }  // namespace
@@ -156,7 +176,7 @@ Result<ResponseParts> SplitResponse(ByteSpan response, size_t num_handles, std::
   if (tag == kStSessions) {
     VTPM_ASSIGN_OR_RETURN(uint32_t param_size, r.U32());
     VTPM_ASSIGN_OR_RETURN(parts.params, r.Take(param_size));
-    // The rest is the authorization area, which password sessions do not need to check.
+    VTPM_RETURN_IF_ERROR(CheckAuthArea(r, name));
   } else {
     parts.params = r.Rest();
   }

@@ -17,8 +17,9 @@
 // exactly like swtpm_setup does it.
 //
 // Responses are parsed strictly: the header's size must match, the parameter area must be consumed
-// exactly, and every size read is bounded. A TPM error becomes an Error with Errc::kTpm and the
-// response code in tpm_rc.
+// exactly, the authorization area must be a well-formed list of TPMS_AUTH_RESPONSE, and every
+// size read is bounded. A TPM error becomes an Error with Errc::kTpm and the response code in
+// tpm_rc.
 #pragma once
 
 #include <cstdint>
@@ -68,13 +69,15 @@ struct CommandInfo {
   std::string_view name;
 };
 
-// A parsed response: its handle area and its parameter area (authorization area dropped).
+// A parsed response: its handle area and its parameter area (authorization area checked, then
+// dropped).
 struct ResponseParts {
   ByteSpan handles;
   ByteSpan params;
 };
-// Checks tag, size and response code; |num_handles| handles precede the parameters.
-// |name| ("TPM2_NV_Write") is used in error messages.
+// Checks tag, size and response code, and for TPM_ST_SESSIONS the authorization area;
+// |num_handles| handles precede the parameters. |name| ("TPM2_NV_Write") is used in error
+// messages.
 Result<ResponseParts> SplitResponse(ByteSpan response, size_t num_handles, std::string_view name);
 // Fails unless |params| was read to its end (Errc::kCorrupt naming |name|).
 Status ExpectEnd(const ByteReader& params, std::string_view name);

@@ -210,6 +210,28 @@ TEST(Tpm2Commands, TpmErrorBecomesErrorWithRcAndName) {
   EXPECT_EQ(r.error().message, "TPM2_NV_Write failed: TPM_RC_NV_LOCKED (0x148)");
 }
 
+// One TPMS_AUTH_RESPONSE per session, each within bounds, nothing after them.
+TEST(Tpm2Commands, SessionResponsesNeedAWellFormedAuthorizationArea) {
+  const char* good[] = {
+      "80020000001300000000000000000000010000",                      // one password session
+      "80020000001500000000000000000001aa0100010a",                  // a nonce and an hmac
+      "80020000001d0000000000000000000001000000000100000000010000",  // three sessions
+  };
+  for (const char* h : good) {
+    EXPECT_TRUE(ParseResponse<NvWriteLock>(Hex(h)).has_value()) << h;
+  }
+  const char* bad[] = {
+      "80020000000e0000000000000000",              // no authorization area
+      "8002000000110000000000000000000001",        // no hmac
+      "8002000000140000000000000000000001000001",  // a byte after the session
+      "80020000002200000000000000000000010000000001000000000100000000010000",  // four sessions
+      "800200000013000000000000000000ff010000",  // a nonce longer than a digest
+  };
+  for (const char* h : bad) {
+    EXPECT_FALSE(ParseResponse<NvWriteLock>(Hex(h)).has_value()) << h;
+  }
+}
+
 TEST(Tpm2Commands, DescribeRcFormatOne) {
   EXPECT_EQ(DescribeRc(0x1c4), "TPM_RC_VALUE (0x1c4, parameter 1)");
   EXPECT_EQ(DescribeRc(0x18b), "TPM_RC_HANDLE (0x18b, handle 1)");
