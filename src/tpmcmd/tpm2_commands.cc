@@ -187,6 +187,16 @@ void Startup::MarshalTo(CommandBuilder& b) const { b.params().U16(startup_type);
 
 void Shutdown::MarshalTo(CommandBuilder& b) const { b.params().U16(shutdown_type); }
 
+void SelfTest::MarshalTo(CommandBuilder& b) const { b.params().U8(full_test ? 1 : 0); }
+
+void GetRandom::MarshalTo(CommandBuilder& b) const { b.params().U16(bytes_requested); }
+
+Result<GetRandom::Response> GetRandom::Response::Unmarshal(ByteReader& params) {
+  Response out;
+  VTPM_ASSIGN_OR_RETURN(out.random_bytes, Get2b(params, kMaxDigest, "randomBytes"));
+  return out;
+}
+
 void CreatePrimary::MarshalTo(CommandBuilder& b) const {
   b.Authorized(primary_handle);
   ByteWriter& p = b.params();
@@ -213,6 +223,36 @@ Result<CreatePrimary::Response> CreatePrimary::Response::Unmarshal(ByteReader& h
   VTPM_RETURN_IF_ERROR(params.U32());  // hierarchy
   VTPM_RETURN_IF_ERROR(Get2b(params, kMaxDigest, "creationTicket digest"));
   VTPM_ASSIGN_OR_RETURN(out.name, Get2b(params, kMaxName, "name"));
+  return out;
+}
+
+void Sign::MarshalTo(CommandBuilder& b) const {
+  b.Authorized(key_handle);
+  Put2b(b.params(), digest);
+  MarshalScheme(b.params(), in_scheme);
+  MarshalHashcheckTicket(b.params(), validation);
+}
+
+Result<Sign::Response> Sign::Response::Unmarshal(ByteReader& params) {
+  Response out;
+  VTPM_ASSIGN_OR_RETURN(out.signature, UnmarshalSignature(params));
+  return out;
+}
+
+void PcrExtend::MarshalTo(CommandBuilder& b) const {
+  b.Authorized(pcr_handle);
+  MarshalDigestValues(b.params(), digests);
+}
+
+void PcrRead::MarshalTo(CommandBuilder& b) const {
+  MarshalPcrSelections(b.params(), pcr_selection);
+}
+
+Result<PcrRead::Response> PcrRead::Response::Unmarshal(ByteReader& params) {
+  Response out;
+  VTPM_ASSIGN_OR_RETURN(out.pcr_update_counter, params.U32());
+  VTPM_ASSIGN_OR_RETURN(out.pcr_selection_out, UnmarshalPcrSelections(params));
+  VTPM_ASSIGN_OR_RETURN(out.pcr_values, UnmarshalDigestList(params));
   return out;
 }
 
@@ -244,6 +284,8 @@ void NvWrite::MarshalTo(CommandBuilder& b) const {
   Put2b(b.params(), data);
   b.params().U16(offset);
 }
+
+void NvIncrement::MarshalTo(CommandBuilder& b) const { b.Authorized(auth_handle).Handle(nv_index); }
 
 void NvWriteLock::MarshalTo(CommandBuilder& b) const { b.Authorized(auth_handle).Handle(nv_index); }
 

@@ -106,6 +106,25 @@ struct Shutdown {
   void MarshalTo(CommandBuilder& b) const;
 };
 
+// Part 3 §10.2 TPM2_SelfTest
+struct SelfTest {
+  static constexpr CommandInfo kCommand{kCcSelfTest, "TPM2_SelfTest"};
+  bool full_test = true;
+  using Response = NoResponse;
+  void MarshalTo(CommandBuilder& b) const;
+};
+
+// Part 3 §16.1 TPM2_GetRandom
+struct GetRandom {
+  static constexpr CommandInfo kCommand{kCcGetRandom, "TPM2_GetRandom"};
+  uint16_t bytes_requested = 0;
+  struct Response {
+    Bytes random_bytes;  // at most bytes_requested (and at most a SHA-512 digest's size)
+    static Result<Response> Unmarshal(ByteReader& params);
+  };
+  void MarshalTo(CommandBuilder& b) const;
+};
+
 // Part 3 §24.1 TPM2_CreatePrimary
 struct CreatePrimary {
   static constexpr CommandInfo kCommand{kCcCreatePrimary, "TPM2_CreatePrimary"};
@@ -122,6 +141,42 @@ struct CreatePrimary {
     Bytes out_public_area;  // the TPMT_PUBLIC bytes as the TPM returned them
     Bytes name;
     static Result<Response> Unmarshal(ByteReader& handles, ByteReader& params);
+  };
+  void MarshalTo(CommandBuilder& b) const;
+};
+
+// Part 3 §20.2 TPM2_Sign
+struct Sign {
+  static constexpr CommandInfo kCommand{kCcSign, "TPM2_Sign"};
+  AuthHandle key_handle = 0;
+  Bytes digest;
+  Scheme in_scheme;  // TPM_ALG_NULL: the key's own scheme
+  HashcheckTicket validation;
+  struct Response {
+    Signature signature;
+    static Result<Response> Unmarshal(ByteReader& params);
+  };
+  void MarshalTo(CommandBuilder& b) const;
+};
+
+// Part 3 §22.2 TPM2_PCR_Extend
+struct PcrExtend {
+  static constexpr CommandInfo kCommand{kCcPcrExtend, "TPM2_PCR_Extend"};
+  AuthHandle pcr_handle = 0;
+  std::vector<TaggedHash> digests;
+  using Response = NoResponse;
+  void MarshalTo(CommandBuilder& b) const;
+};
+
+// Part 3 §22.4 TPM2_PCR_Read
+struct PcrRead {
+  static constexpr CommandInfo kCommand{kCcPcrRead, "TPM2_PCR_Read"};
+  std::vector<PcrSelection> pcr_selection;
+  struct Response {
+    uint32_t pcr_update_counter = 0;
+    std::vector<PcrSelection> pcr_selection_out;  // the PCRs whose values follow, in order
+    std::vector<Bytes> pcr_values;
+    static Result<Response> Unmarshal(ByteReader& params);
   };
   void MarshalTo(CommandBuilder& b) const;
 };
@@ -175,6 +230,15 @@ struct NvWrite {
   uint32_t nv_index = 0;
   Bytes data;  // at most TPM_PT_NV_BUFFER_MAX (1024 for libtpms)
   uint16_t offset = 0;
+  using Response = NoResponse;
+  void MarshalTo(CommandBuilder& b) const;
+};
+
+// Part 3 §31.8 TPM2_NV_Increment
+struct NvIncrement {
+  static constexpr CommandInfo kCommand{kCcNvIncrement, "TPM2_NV_Increment"};
+  AuthHandle auth_handle = kRhOwner;
+  uint32_t nv_index = 0;
   using Response = NoResponse;
   void MarshalTo(CommandBuilder& b) const;
 };
