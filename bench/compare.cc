@@ -304,12 +304,12 @@ Bytes Transact(int fd, const Bytes& cmd, bool mssim_prefix) {
 // signature); TSS stacks resend it.
 bool IsRetry(const Bytes& r) { return r.size() >= 10 && LoadBe32(r.data() + 6) == 0x922; }
 
+// Every response is parsed with tpmcmd (response code, sizes, every field; bench/tpm_commands.h).
 void Check(const std::string& who, const BenchCommand& c, const Bytes& r) {
-  if (r.size() < 10) Die(who + ": " + c.name + ": no response");
-  uint32_t rc = LoadBe32(r.data() + 6);
-  if (rc != 0) Die(fmt::format("{}: {} failed with TPM rc 0x{:x}", who, c.name, rc));
-  if (LoadBe32(r.data() + 2) != r.size() || (c.response_size && r.size() != c.response_size)) {
-    Die(fmt::format("{}: {}: response of {} bytes is malformed", who, c.name, r.size()));
+  if (r.empty()) Die(who + ": " + c.name + ": no response");
+  if (Status ok = c.check(r); !ok) {
+    Die(fmt::format("{}: {}: {} (response of {} bytes)", who, c.name, ok.error().message,
+                    r.size()));
   }
 }
 
@@ -604,7 +604,7 @@ std::pair<uint32_t, uint32_t> MakeSigningKeys(int fd, bool mssim) {
     BenchCommand c = CreatePrimary(rsa != 0);
     Bytes r = Transact(fd, c.bytes, mssim);
     Check("setup", c, r);
-    h[rsa] = LoadBe32(r.data() + 10);
+    h[rsa] = ObjectHandle(r);
   }
   return {h[0], h[1]};
 }
@@ -667,7 +667,7 @@ void MeasureCommands(const std::vector<Daemon>& daemons, const Transport& t, con
         Check(daemons[d].name, c, r);
         times[d].push_back(Micros(t1 - t0));
         if (c.flush_handle) {
-          BenchCommand f{"FlushContext", FlushContext(LoadBe32(r.data() + 10)), 10};
+          BenchCommand f = FlushContext(ObjectHandle(r));
           Check(daemons[d].name, f, Transact(conns[d].get(), f.bytes, t.mssim_prefix));
         }
       }
@@ -698,9 +698,9 @@ void MeasureInProcess(const Options& o, const fs::path& work, Report& report) {
     ByteSpan r = (*eng)->Process(copy);
     return Bytes(r.begin(), r.end());
   };
-  run(Startup());
-  uint32_t ecc = LoadBe32(run(CreatePrimary(false).bytes).data() + 10);
-  uint32_t rsa = LoadBe32(run(CreatePrimary(true).bytes).data() + 10);
+  run(Startup().bytes);
+  uint32_t ecc = ObjectHandle(run(CreatePrimary(false).bytes));
+  uint32_t rsa = ObjectHandle(run(CreatePrimary(true).bytes));
   std::vector<BenchCommand> cmds = {GetRandom(32),        PcrRead(),           PcrExtend(),
                                     CreatePrimary(false), CreatePrimary(true), Sign(ecc, false),
                                     Sign(rsa, true)};
@@ -720,7 +720,7 @@ void MeasureInProcess(const Options& o, const fs::path& work, Report& report) {
       }
       Check("libtpms", c, resp);
       times.push_back(Micros(t1 - t0));
-      if (c.flush_handle) run(FlushContext(LoadBe32(resp.data() + 10)));
+      if (c.flush_handle) run(FlushContext(ObjectHandle(resp)).bytes);
     }
     report.Add(Sampled("floor", c.name, "in-process", "libtpms", std::move(times)));
   }
@@ -795,7 +795,7 @@ void MeasureDevice(const std::vector<Daemon>& daemons, const Options& o, const f
     s.tis = std::move(*tis);
     s.driver = std::make_unique<TisDriver>(*s.tis);
     s.driver->RequestLocality();
-    Check(s.name, {"Startup", {}, 10}, s.driver->Transact(Startup()));
+    Check(s.name, Startup(), s.driver->Transact(Startup().bytes));
     s.driver->ResetCounters();
   }
   const BenchCommand cmd = GetRandom(32);
@@ -1017,7 +1017,7 @@ double TimeFloor(const std::string& floor, const fs::path& state, const Cpus& cp
   bool ok = ReadAll(rd.get(), resp.data(), resp.size());
   auto t1 = Clock::now();
   if (!child.Wait() || !ok) Die(floor + " failed on " + state.string());
-  Check("startup_floor", {"Startup", {}, 10}, resp);
+  Check("startup_floor", Startup(), resp);
   return Micros(t1 - t0);
 }
 
@@ -1027,10 +1027,11 @@ void MeasureStartup(const std::vector<Daemon>& daemons, const Options& o, const 
                     Report& report) {
   int n = o.quick ? 5 : 30;
   std::vector<std::vector<double>> times(daemons.size() + 1);
+  const BenchCommand startup = Startup();
   for (size_t d = 0; d < daemons.size(); ++d) {  // make the state once
     RunningDaemon r(daemons[d], work / (daemons[d].name + "-startup"), false, "not-need-init");
     UniqueFd fd = r.Connect();
-    Check(daemons[d].name, {"Startup", {}, 10}, Transact(fd.get(), Startup(), false));
+    Check(daemons[d].name, startup, Transact(fd.get(), startup.bytes, false));
   }
   const fs::path floor_state = work / (daemons[0].name + "-startup") / "state";
   for (int i = 0; i < n; ++i) {
@@ -1043,9 +1044,9 @@ void MeasureStartup(const std::vector<Daemon>& daemons, const Options& o, const 
       auto t0 = Clock::now();
       RunningDaemon r(daemons[d], work / (daemons[d].name + "-startup"), false, "not-need-init");
       UniqueFd fd = r.Connect();
-      Bytes resp = Transact(fd.get(), Startup(), false);
+      Bytes resp = Transact(fd.get(), startup.bytes, false);
       auto t1 = Clock::now();
-      Check(daemons[d].name, {"Startup", {}, 10}, resp);
+      Check(daemons[d].name, startup, resp);
       times[d].push_back(Micros(t1 - t0));
     }
   }

@@ -23,7 +23,7 @@ struct World {
     engine::EngineOptions eo;
     eng = std::move(*engine::Engine::Create(eo, store.get(), NullLogger()));
     (void)eng->Start(false);
-    Bytes s = Startup();
+    Bytes s = Startup().bytes;
     eng->Process(s);
     service = std::make_unique<daemon::TpmService>(eng.get(), store.get(), daemon::ServiceOptions{},
                                                    NullLogger());

@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "startup_floor: the engine did not start from %s\n", argv[1]);
     return 1;
   }
-  vtpm::Bytes startup = vtpm::bench::Startup();  // TPM2_Startup(CLEAR)
+  vtpm::Bytes startup = vtpm::bench::Startup().bytes;  // TPM2_Startup(CLEAR)
   vtpm::ByteSpan r = (*engine)->Process(startup);
   if (write(STDOUT_FILENO, r.data(), r.size()) != static_cast<ssize_t>(r.size())) return 1;
   // Exit without the orderly teardown: the measurement ends when the response is read.

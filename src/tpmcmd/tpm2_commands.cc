@@ -11,8 +11,10 @@ namespace {
 constexpr size_t kHeaderSize = 10;
 // Responses larger than this cannot come from a TPM (libtpms' TPM2_BUFFER_MAX is 4096).
 constexpr size_t kMaxResponse = 64 * 1024;
+constexpr size_t kMaxDigest = 64;    // TPM2B_DIGEST: SHA-512
 constexpr size_t kMaxName = 2 + 64;  // TPM2B_NAME: hash alg + digest
 constexpr size_t kMaxNvData = 2048;  // MAX_NV_INDEX_SIZE
+constexpr size_t kMaxSessions = 3;   // MAX_SESSION_NUMBER
 
 struct RcName {
   uint32_t rc;
@@ -69,19 +71,41 @@ Error Malformed(std::string_view name, std::string detail) {
   return Error{Errc::kCorrupt, fmt::format("malformed {} response: {}", name, detail), 0, 0};
 }
 
-// Every Unmarshal must consume the parameter area exactly.
-Status ExpectEnd(const ByteReader& r, std::string_view name) {
-  if (!r.empty()) {
-    return tl::unexpected(Malformed(name, fmt::format("{} unexpected bytes", r.remaining())));
+// The authorization area of a TPM_ST_SESSIONS response: one TPMS_AUTH_RESPONSE (nonceTPM,
+// sessionAttributes, hmac) per session of the command, at most three, and nothing after them.
+// Password sessions need no further check.
+Status CheckAuthArea(ByteReader& r, std::string_view name) {
+  size_t sessions = 0;
+  while (!r.empty()) {
+    if (++sessions > kMaxSessions) {
+      return tl::unexpected(Malformed(name, "more than 3 sessions in the authorization area"));
+    }
+    VTPM_RETURN_IF_ERROR(Get2b(r, kMaxDigest, "nonceTPM"));
+    VTPM_RETURN_IF_ERROR(r.U8());  // sessionAttributes
+    VTPM_RETURN_IF_ERROR(Get2b(r, kMaxDigest, "hmac"));
+  }
+  if (sessions == 0) {
+    return tl::unexpected(Malformed(name, "no authorization area"));
   }
   return Ok();
 }
 
 }  // namespace
 
+Status ExpectEnd(const ByteReader& params, std::string_view name) {
+  if (!params.empty()) {
+    return tl::unexpected(Malformed(name, fmt::format("{} unexpected bytes", params.remaining())));
+  }
+  return Ok();
+}
+
 CommandBuilder& CommandBuilder::Handle(uint32_t handle) {
   handles_.U32(handle);
   return *this;
+}
+
+CommandBuilder& CommandBuilder::Authorized(const AuthHandle& h) {
+  return Handle(h.handle).PasswordAuth(h.auth);
 }
 
 CommandBuilder& CommandBuilder::PasswordAuth(ByteSpan password) {
@@ -152,28 +176,29 @@ Result<ResponseParts> SplitResponse(ByteSpan response, size_t num_handles, std::
   if (tag == kStSessions) {
     VTPM_ASSIGN_OR_RETURN(uint32_t param_size, r.U32());
     VTPM_ASSIGN_OR_RETURN(parts.params, r.Take(param_size));
-    // The rest is the authorization area, which password sessions do not need to check.
+    VTPM_RETURN_IF_ERROR(CheckAuthArea(r, name));
   } else {
     parts.params = r.Rest();
   }
   return parts;
 }
 
-Bytes Startup::Marshal() const {
-  CommandBuilder b(kCcStartup);
-  b.params().U16(startup_type);
-  return b.Finish();
+void Startup::MarshalTo(CommandBuilder& b) const { b.params().U16(startup_type); }
+
+void Shutdown::MarshalTo(CommandBuilder& b) const { b.params().U16(shutdown_type); }
+
+void SelfTest::MarshalTo(CommandBuilder& b) const { b.params().U8(full_test ? 1 : 0); }
+
+void GetRandom::MarshalTo(CommandBuilder& b) const { b.params().U16(bytes_requested); }
+
+Result<GetRandom::Response> GetRandom::Response::Unmarshal(ByteReader& params) {
+  Response out;
+  VTPM_ASSIGN_OR_RETURN(out.random_bytes, Get2b(params, kMaxDigest, "randomBytes"));
+  return out;
 }
 
-Bytes Shutdown::Marshal() const {
-  CommandBuilder b(kCcShutdown);
-  b.params().U16(shutdown_type);
-  return b.Finish();
-}
-
-Bytes CreatePrimary::Marshal() const {
-  CommandBuilder b(kCcCreatePrimary);
-  b.Handle(primary_handle).PasswordAuth(auth);
+void CreatePrimary::MarshalTo(CommandBuilder& b) const {
+  b.Authorized(primary_handle);
   ByteWriter& p = b.params();
   ByteWriter sensitive;  // TPMS_SENSITIVE_CREATE inside TPM2B_SENSITIVE_CREATE
   Put2b(sensitive, user_auth);
@@ -182,194 +207,184 @@ Bytes CreatePrimary::Marshal() const {
   MarshalPublic2b(p, in_public);
   Put2b(p, outside_info);
   MarshalPcrSelections(p, creation_pcr);
-  return b.Finish();
 }
 
-Result<CreatePrimary::Response> CreatePrimary::Response::Unmarshal(const ResponseParts& parts) {
+Result<CreatePrimary::Response> CreatePrimary::Response::Unmarshal(ByteReader& handles,
+                                                                   ByteReader& params) {
   Response out;
-  out.object_handle = LoadBe32(parts.handles.data());
-  ByteReader r(parts.params);
+  VTPM_ASSIGN_OR_RETURN(out.object_handle, handles.U32());
   // outPublic: keep the exact bytes too (they are what tpm2_readpublic -f tpmt prints).
-  size_t start = r.position();
-  VTPM_ASSIGN_OR_RETURN(out.out_public, UnmarshalPublic2b(r));
-  ByteSpan area = parts.params.subspan(start + 2, r.position() - start - 2);
-  out.out_public_area.assign(area.begin(), area.end());
+  VTPM_ASSIGN_OR_RETURN(out.out_public, UnmarshalPublic2b(params, out.out_public_area));
   // creationData, creationHash, creationTicket: not needed; skip over them structurally.
-  VTPM_ASSIGN_OR_RETURN(uint16_t cd_size, r.U16());
-  VTPM_RETURN_IF_ERROR(r.Take(cd_size));
-  VTPM_RETURN_IF_ERROR(Get2b(r, 64, "creationHash"));
-  VTPM_RETURN_IF_ERROR(r.U16());  // ticket tag
-  VTPM_RETURN_IF_ERROR(r.U32());  // hierarchy
-  VTPM_RETURN_IF_ERROR(Get2b(r, 64, "creationTicket digest"));
-  VTPM_ASSIGN_OR_RETURN(out.name, Get2b(r, kMaxName, "name"));
-  VTPM_RETURN_IF_ERROR(ExpectEnd(r, kName));
+  VTPM_ASSIGN_OR_RETURN(uint16_t cd_size, params.U16());
+  VTPM_RETURN_IF_ERROR(params.Take(cd_size));
+  VTPM_RETURN_IF_ERROR(Get2b(params, kMaxDigest, "creationHash"));
+  VTPM_RETURN_IF_ERROR(params.U16());  // ticket tag
+  VTPM_RETURN_IF_ERROR(params.U32());  // hierarchy
+  VTPM_RETURN_IF_ERROR(Get2b(params, kMaxDigest, "creationTicket digest"));
+  VTPM_ASSIGN_OR_RETURN(out.name, Get2b(params, kMaxName, "name"));
   return out;
 }
 
-Bytes EvictControl::Marshal() const {
-  CommandBuilder b(kCcEvictControl);
-  b.Handle(auth_handle).Handle(object_handle).PasswordAuth(auth);
-  b.params().U32(persistent_handle);
-  return b.Finish();
+void Sign::MarshalTo(CommandBuilder& b) const {
+  b.Authorized(key_handle);
+  Put2b(b.params(), digest);
+  MarshalScheme(b.params(), in_scheme);
+  MarshalHashcheckTicket(b.params(), validation);
 }
 
-Bytes FlushContext::Marshal() const {
-  CommandBuilder b(kCcFlushContext);
-  b.params().U32(flush_handle);
-  return b.Finish();
-}
-
-Bytes ReadPublic::Marshal() const {
-  CommandBuilder b(kCcReadPublic);
-  b.Handle(object_handle);
-  return b.Finish();
-}
-
-Result<ReadPublic::Response> ReadPublic::Response::Unmarshal(const ResponseParts& parts) {
+Result<Sign::Response> Sign::Response::Unmarshal(ByteReader& params) {
   Response out;
-  ByteReader r(parts.params);
-  size_t start = r.position();
-  VTPM_ASSIGN_OR_RETURN(out.out_public, UnmarshalPublic2b(r));
-  ByteSpan area = parts.params.subspan(start + 2, r.position() - start - 2);
-  out.out_public_area.assign(area.begin(), area.end());
-  VTPM_ASSIGN_OR_RETURN(out.name, Get2b(r, kMaxName, "name"));
-  VTPM_ASSIGN_OR_RETURN(out.qualified_name, Get2b(r, kMaxName, "qualifiedName"));
-  VTPM_RETURN_IF_ERROR(ExpectEnd(r, kName));
+  VTPM_ASSIGN_OR_RETURN(out.signature, UnmarshalSignature(params));
   return out;
 }
 
-Bytes NvDefineSpace::Marshal() const {
-  CommandBuilder b(kCcNvDefineSpace);
-  b.Handle(auth_handle).PasswordAuth(auth);
+void PcrExtend::MarshalTo(CommandBuilder& b) const {
+  b.Authorized(pcr_handle);
+  MarshalDigestValues(b.params(), digests);
+}
+
+void PcrRead::MarshalTo(CommandBuilder& b) const {
+  MarshalPcrSelections(b.params(), pcr_selection);
+}
+
+Result<PcrRead::Response> PcrRead::Response::Unmarshal(ByteReader& params) {
+  Response out;
+  VTPM_ASSIGN_OR_RETURN(out.pcr_update_counter, params.U32());
+  VTPM_ASSIGN_OR_RETURN(out.pcr_selection_out, UnmarshalPcrSelections(params));
+  VTPM_ASSIGN_OR_RETURN(out.pcr_values, UnmarshalDigestList(params));
+  return out;
+}
+
+void EvictControl::MarshalTo(CommandBuilder& b) const {
+  b.Authorized(auth_handle).Handle(object_handle);
+  b.params().U32(persistent_handle);
+}
+
+void FlushContext::MarshalTo(CommandBuilder& b) const { b.params().U32(flush_handle); }
+
+void ReadPublic::MarshalTo(CommandBuilder& b) const { b.Handle(object_handle); }
+
+Result<ReadPublic::Response> ReadPublic::Response::Unmarshal(ByteReader& params) {
+  Response out;
+  VTPM_ASSIGN_OR_RETURN(out.out_public, UnmarshalPublic2b(params, out.out_public_area));
+  VTPM_ASSIGN_OR_RETURN(out.name, Get2b(params, kMaxName, "name"));
+  VTPM_ASSIGN_OR_RETURN(out.qualified_name, Get2b(params, kMaxName, "qualifiedName"));
+  return out;
+}
+
+void NvDefineSpace::MarshalTo(CommandBuilder& b) const {
+  b.Authorized(auth_handle);
   Put2b(b.params(), index_auth);
   MarshalNvPublic2b(b.params(), public_info);
-  return b.Finish();
 }
 
-Bytes NvWrite::Marshal() const {
-  CommandBuilder b(kCcNvWrite);
-  b.Handle(auth_handle).Handle(nv_index).PasswordAuth(auth);
+void NvWrite::MarshalTo(CommandBuilder& b) const {
+  b.Authorized(auth_handle).Handle(nv_index);
   Put2b(b.params(), data);
   b.params().U16(offset);
-  return b.Finish();
 }
 
-Bytes NvWriteLock::Marshal() const {
-  CommandBuilder b(kCcNvWriteLock);
-  b.Handle(auth_handle).Handle(nv_index).PasswordAuth(auth);
-  return b.Finish();
-}
+void NvIncrement::MarshalTo(CommandBuilder& b) const { b.Authorized(auth_handle).Handle(nv_index); }
 
-Bytes NvRead::Marshal() const {
-  CommandBuilder b(kCcNvRead);
-  b.Handle(auth_handle).Handle(nv_index).PasswordAuth(auth);
+void NvWriteLock::MarshalTo(CommandBuilder& b) const { b.Authorized(auth_handle).Handle(nv_index); }
+
+void NvRead::MarshalTo(CommandBuilder& b) const {
+  b.Authorized(auth_handle).Handle(nv_index);
   b.params().U16(size);
   b.params().U16(offset);
-  return b.Finish();
 }
 
-Result<NvRead::Response> NvRead::Response::Unmarshal(const ResponseParts& parts) {
+Result<NvRead::Response> NvRead::Response::Unmarshal(ByteReader& params) {
   Response out;
-  ByteReader r(parts.params);
-  VTPM_ASSIGN_OR_RETURN(out.data, Get2b(r, kMaxNvData, "NV data"));
-  VTPM_RETURN_IF_ERROR(ExpectEnd(r, kName));
+  VTPM_ASSIGN_OR_RETURN(out.data, Get2b(params, kMaxNvData, "NV data"));
   return out;
 }
 
-Bytes NvReadPublic::Marshal() const {
-  CommandBuilder b(kCcNvReadPublic);
-  b.Handle(nv_index);
-  return b.Finish();
-}
+void NvReadPublic::MarshalTo(CommandBuilder& b) const { b.Handle(nv_index); }
 
-Result<NvReadPublic::Response> NvReadPublic::Response::Unmarshal(const ResponseParts& parts) {
+Result<NvReadPublic::Response> NvReadPublic::Response::Unmarshal(ByteReader& params) {
   Response out;
-  ByteReader r(parts.params);
-  VTPM_ASSIGN_OR_RETURN(out.nv_public, UnmarshalNvPublic2b(r));
-  VTPM_ASSIGN_OR_RETURN(out.name, Get2b(r, kMaxName, "name"));
-  VTPM_RETURN_IF_ERROR(ExpectEnd(r, kName));
+  VTPM_ASSIGN_OR_RETURN(out.nv_public, UnmarshalNvPublic2b(params));
+  VTPM_ASSIGN_OR_RETURN(out.name, Get2b(params, kMaxName, "name"));
   return out;
 }
 
-Bytes PcrAllocate::Marshal() const {
-  CommandBuilder b(kCcPcrAllocate);
-  b.Handle(auth_handle).PasswordAuth(auth);
+void PcrAllocate::MarshalTo(CommandBuilder& b) const {
+  b.Authorized(auth_handle);
   MarshalPcrSelections(b.params(), pcr_allocation);
-  return b.Finish();
 }
 
-Result<PcrAllocate::Response> PcrAllocate::Response::Unmarshal(const ResponseParts& parts) {
+Result<PcrAllocate::Response> PcrAllocate::Response::Unmarshal(ByteReader& params) {
   Response out;
-  ByteReader r(parts.params);
-  VTPM_ASSIGN_OR_RETURN(uint8_t ok, r.U8());
+  VTPM_ASSIGN_OR_RETURN(uint8_t ok, params.U8());
   out.allocation_success = ok != 0;
-  VTPM_ASSIGN_OR_RETURN(out.max_pcr, r.U32());
-  VTPM_ASSIGN_OR_RETURN(out.size_needed, r.U32());
-  VTPM_ASSIGN_OR_RETURN(out.size_available, r.U32());
-  VTPM_RETURN_IF_ERROR(ExpectEnd(r, kName));
+  VTPM_ASSIGN_OR_RETURN(out.max_pcr, params.U32());
+  VTPM_ASSIGN_OR_RETURN(out.size_needed, params.U32());
+  VTPM_ASSIGN_OR_RETURN(out.size_available, params.U32());
   return out;
 }
 
-Bytes GetCapability::Marshal() const {
-  CommandBuilder b(kCcGetCapability);
+void GetCapability::MarshalTo(CommandBuilder& b) const {
   b.params().U32(capability);
   b.params().U32(property);
   b.params().U32(property_count);
-  return b.Finish();
 }
 
-Result<GetCapability::Response> GetCapability::Response::Unmarshal(const ResponseParts& parts) {
+Result<GetCapability::Response> GetCapability::Response::Unmarshal(ByteReader& params) {
   Response out;
-  ByteReader r(parts.params);
-  VTPM_ASSIGN_OR_RETURN(uint8_t more, r.U8());
+  VTPM_ASSIGN_OR_RETURN(uint8_t more, params.U8());
   out.more_data = more != 0;
-  VTPM_ASSIGN_OR_RETURN(out.capability, r.U32());
-  ByteSpan rest = r.Rest();
+  VTPM_ASSIGN_OR_RETURN(out.capability, params.U32());
+  ByteSpan rest = params.Rest();
   out.data.assign(rest.begin(), rest.end());
   return out;
 }
 
 Result<std::vector<PcrSelection>> ParsePcrsCapability(const GetCapability::Response& resp) {
   if (resp.capability != kCapPcrs) {
-    return tl::unexpected(Malformed(GetCapability::kName, "not a TPM_CAP_PCRS answer"));
+    return tl::unexpected(Malformed(GetCapability::kCommand.name, "not a TPM_CAP_PCRS answer"));
   }
   ByteReader r(resp.data);
   VTPM_ASSIGN_OR_RETURN(auto sel, UnmarshalPcrSelections(r));
-  VTPM_RETURN_IF_ERROR(ExpectEnd(r, GetCapability::kName));
+  VTPM_RETURN_IF_ERROR(ExpectEnd(r, GetCapability::kCommand.name));
   return sel;
 }
 
 Result<std::vector<uint32_t>> ParseHandlesCapability(const GetCapability::Response& resp) {
   if (resp.capability != kCapHandles) {
-    return tl::unexpected(Malformed(GetCapability::kName, "not a TPM_CAP_HANDLES answer"));
+    return tl::unexpected(Malformed(GetCapability::kCommand.name, "not a TPM_CAP_HANDLES answer"));
   }
   ByteReader r(resp.data);
   VTPM_ASSIGN_OR_RETURN(uint32_t count, r.U32());
   if (count > r.remaining() / 4) {
-    return tl::unexpected(Malformed(GetCapability::kName, fmt::format("{} handles", count)));
+    return tl::unexpected(
+        Malformed(GetCapability::kCommand.name, fmt::format("{} handles", count)));
   }
   std::vector<uint32_t> out(count);
   for (auto& h : out) h = *r.U32();
-  VTPM_RETURN_IF_ERROR(ExpectEnd(r, GetCapability::kName));
+  VTPM_RETURN_IF_ERROR(ExpectEnd(r, GetCapability::kCommand.name));
   return out;
 }
 
 Result<std::vector<std::pair<uint32_t, uint32_t>>> ParsePropertiesCapability(
     const GetCapability::Response& resp) {
   if (resp.capability != kCapTpmProperties) {
-    return tl::unexpected(Malformed(GetCapability::kName, "not a TPM_CAP_TPM_PROPERTIES answer"));
+    return tl::unexpected(
+        Malformed(GetCapability::kCommand.name, "not a TPM_CAP_TPM_PROPERTIES answer"));
   }
   ByteReader r(resp.data);
   VTPM_ASSIGN_OR_RETURN(uint32_t count, r.U32());
   if (count > r.remaining() / 8) {
-    return tl::unexpected(Malformed(GetCapability::kName, fmt::format("{} properties", count)));
+    return tl::unexpected(
+        Malformed(GetCapability::kCommand.name, fmt::format("{} properties", count)));
   }
   std::vector<std::pair<uint32_t, uint32_t>> out(count);
   for (auto& [prop, value] : out) {
     prop = *r.U32();
     value = *r.U32();
   }
-  VTPM_RETURN_IF_ERROR(ExpectEnd(r, GetCapability::kName));
+  VTPM_RETURN_IF_ERROR(ExpectEnd(r, GetCapability::kCommand.name));
   return out;
 }
 

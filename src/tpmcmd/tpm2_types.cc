@@ -15,6 +15,8 @@ constexpr size_t kMaxEccKeyBytes = 128;  // TPM2B_ECC_PARAMETER: P-521 is 66
 constexpr size_t kMaxPublicArea = 1024;  // TPM2B_PUBLIC
 constexpr size_t kMaxPcrBanks = 16;      // HASH_COUNT
 constexpr size_t kMaxPcrSelect = 8;      // PCR_SELECT_MAX is 3 for 24 PCRs
+constexpr size_t kPcrSelectMin = 3;      // PCR_SELECT_MIN: 24 PCRs
+constexpr size_t kMaxDigestList = 8;     // TPML_DIGEST
 
 struct HashInfo {
   uint16_t alg;
@@ -54,13 +56,6 @@ Result<SymDef> UnmarshalSymDef(ByteReader& r) {
 
 bool SchemeHasHash(uint16_t scheme) { return scheme != kAlgNull && scheme != kAlgRsaes; }
 
-void MarshalScheme(ByteWriter& w, const Scheme& s) {
-  w.U16(s.scheme);
-  if (!SchemeHasHash(s.scheme)) return;
-  w.U16(s.hash_alg);
-  if (s.scheme == kAlgEcdaa) w.U16(s.count);
-}
-
 Result<Scheme> UnmarshalScheme(ByteReader& r) {
   Scheme s;
   VTPM_ASSIGN_OR_RETURN(s.scheme, r.U16());
@@ -72,7 +67,21 @@ Result<Scheme> UnmarshalScheme(ByteReader& r) {
   return s;
 }
 
+bool IsRsaSignature(uint16_t sig_alg) { return sig_alg == kAlgRsassa || sig_alg == kAlgRsapss; }
+
+bool IsEccSignature(uint16_t sig_alg) {
+  return sig_alg == kAlgEcdsa || sig_alg == kAlgEcdaa || sig_alg == kAlgSm2 ||
+         sig_alg == kAlgEcschnorr;
+}
+
 }  // namespace
+
+void MarshalScheme(ByteWriter& w, const Scheme& s) {
+  w.U16(s.scheme);
+  if (!SchemeHasHash(s.scheme)) return;
+  w.U16(s.hash_alg);
+  if (s.scheme == kAlgEcdaa) w.U16(s.count);
+}
 
 size_t DigestSize(uint16_t hash_alg) {
   for (const auto& h : kHashes) {
@@ -177,17 +186,23 @@ Result<Public> UnmarshalPublic(ByteReader& r) {
 }
 
 Result<Public> UnmarshalPublic2b(ByteReader& r) {
+  Bytes area;
+  return UnmarshalPublic2b(r, area);
+}
+
+Result<Public> UnmarshalPublic2b(ByteReader& r, Bytes& area) {
   VTPM_ASSIGN_OR_RETURN(uint16_t size, r.U16());
   if (size == 0 || size > kMaxPublicArea) {
     return tl::unexpected(Bad("TPM2B_PUBLIC", fmt::format("size {}", size)));
   }
-  VTPM_ASSIGN_OR_RETURN(ByteSpan area, r.Take(size));
-  ByteReader inner(area);
+  VTPM_ASSIGN_OR_RETURN(ByteSpan bytes, r.Take(size));
+  ByteReader inner(bytes);
   VTPM_ASSIGN_OR_RETURN(Public p, UnmarshalPublic(inner));
   if (!inner.empty()) {
     return tl::unexpected(
         Bad("TPM2B_PUBLIC", fmt::format("{} bytes left after the public area", inner.remaining())));
   }
+  area.assign(bytes.begin(), bytes.end());
   return p;
 }
 
@@ -247,6 +262,63 @@ Result<std::vector<PcrSelection>> UnmarshalPcrSelections(ByteReader& r) {
     out.push_back(std::move(sel));
   }
   return out;
+}
+
+PcrSelection SelectPcrs(uint16_t hash, std::initializer_list<uint32_t> pcrs) {
+  PcrSelection sel{hash, Bytes(kPcrSelectMin, 0)};
+  for (uint32_t pcr : pcrs) {
+    if (pcr / 8 >= sel.select.size()) sel.select.resize(pcr / 8 + 1, 0);
+    sel.select[pcr / 8] |= static_cast<uint8_t>(1u << (pcr % 8));
+  }
+  return sel;
+}
+
+void MarshalDigestValues(ByteWriter& w, const std::vector<TaggedHash>& digests) {
+  w.U32(static_cast<uint32_t>(digests.size()));
+  for (const auto& d : digests) {
+    w.U16(d.hash_alg);
+    w.Append(d.digest);
+  }
+}
+
+Result<std::vector<Bytes>> UnmarshalDigestList(ByteReader& r) {
+  VTPM_ASSIGN_OR_RETURN(uint32_t count, r.U32());
+  if (count > kMaxDigestList) {
+    return tl::unexpected(Bad("TPML_DIGEST", fmt::format("{} digests", count)));
+  }
+  std::vector<Bytes> out(count);
+  for (auto& d : out) {
+    VTPM_ASSIGN_OR_RETURN(d, Get2b(r, kMaxDigest, "TPML_DIGEST digest"));
+  }
+  return out;
+}
+
+void MarshalHashcheckTicket(ByteWriter& w, const HashcheckTicket& t) {
+  w.U16(kStHashcheck);
+  w.U32(t.hierarchy);
+  Put2b(w, t.digest);
+}
+
+Result<Signature> UnmarshalSignature(ByteReader& r) {
+  Signature sig;
+  VTPM_ASSIGN_OR_RETURN(sig.sig_alg, r.U16());
+  if (!IsRsaSignature(sig.sig_alg) && !IsEccSignature(sig.sig_alg)) {
+    return Fail(Errc::kUnsupported,
+                fmt::format("signature of scheme 0x{:04x} is not supported (only RSA and ECC "
+                            "signatures)",
+                            sig.sig_alg));
+  }
+  VTPM_ASSIGN_OR_RETURN(sig.hash_alg, r.U16());
+  if (IsRsaSignature(sig.sig_alg)) {
+    VTPM_ASSIGN_OR_RETURN(Bytes s, Get2b(r, kMaxRsaKeyBytes, "RSA signature"));
+    sig.signature = std::move(s);
+    return sig;
+  }
+  EccSignature ecc;
+  VTPM_ASSIGN_OR_RETURN(ecc.r, Get2b(r, kMaxEccKeyBytes, "ECC signature r"));
+  VTPM_ASSIGN_OR_RETURN(ecc.s, Get2b(r, kMaxEccKeyBytes, "ECC signature s"));
+  sig.signature = std::move(ecc);
+  return sig;
 }
 
 }  // namespace vtpm::tpmcmd

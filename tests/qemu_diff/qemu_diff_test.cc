@@ -211,7 +211,7 @@ class QemuDiffTest : public ::testing::TestWithParam<bool /*crb*/> {
     for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 7);
     return {cmd::FixedProperties(), cmd::NvDefine(0x01500042, 1024), cmd::NvWrite(0x01500042, data),
             cmd::NvRead(0x01500042, 1024),
-            cmd::Cmd(cmd::kNoSessions, 0x999).Done()};  // unknown command: TPM_RC_COMMAND_CODE
+            cmd::UnknownCommand(0x999)};  // unknown command: TPM_RC_COMMAND_CODE
   }
 
   bool crb_ = false;

@@ -66,13 +66,13 @@ TEST(Tpm2Commands, CreatePrimaryRsaEkMatchesSwtpmSetup) {
       "837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b331469aa000600800043001008000000"
       "00000100" +
       std::string(512, '0') + "0000" + "00000000";
-  EXPECT_EQ(ToHex(cmd.Marshal()), expected);
+  EXPECT_EQ(ToHex(Marshal(cmd)), expected);
 }
 
 TEST(Tpm2Commands, CreatePrimaryEccP384EkMatchesSwtpmSetup) {
   CreatePrimary cmd;
   cmd.in_public = EccP384EkTemplate();
-  EXPECT_EQ(ToHex(cmd.Marshal()),
+  EXPECT_EQ(ToHex(Marshal(cmd)),
             "800200000073000001314000000b00000009400000090000000000000400000000004a0023000c000300"
             "f20030b26e7d28d11a50bc53d882bcf5fd3a1a074148bb35d3b4e4cb1c0ad9bde419cacb47ba09699646"
             "150f9fc000f3f80e1200060100004300100004001000000000000000000000");
@@ -120,7 +120,7 @@ TEST(Tpm2Commands, EvictControlMatchesSwtpmSetup) {
   cmd.auth_handle = kRhOwner;
   cmd.object_handle = 0x80000000;
   cmd.persistent_handle = 0x81010001;
-  EXPECT_EQ(ToHex(cmd.Marshal()),
+  EXPECT_EQ(ToHex(Marshal(cmd)),
             "8002000000230000012040000001800000000000000940000009000000000081010001");
 }
 
@@ -133,7 +133,7 @@ TEST(Tpm2Commands, NvDefineSpaceMatchesSwtpmSetup) {
                                kNvPpWrite | kNvNoDa | kNvWriteDefine;
   cmd.public_info.data_size = 0x041c;
   EXPECT_EQ(cmd.public_info.attributes, 0x42072001u);
-  EXPECT_EQ(ToHex(cmd.Marshal()),
+  EXPECT_EQ(ToHex(Marshal(cmd)),
             "80020000002d0000012a4000000c000000094000000900000000000000000e01c00002000b4207200100"
             "00041c");
 }
@@ -143,7 +143,7 @@ TEST(Tpm2Commands, NvWriteMatchesSwtpmSetup) {
   cmd.nv_index = 0x01c00002;
   cmd.data = Hex("96dbd8e4300517ac41f3c8df47df0bfac784ca5343e656b5f423a21f");
   cmd.offset = 0x0400;
-  EXPECT_EQ(ToHex(cmd.Marshal()),
+  EXPECT_EQ(ToHex(Marshal(cmd)),
             "80020000003f000001374000000c01c0000200000009400000090000000000001c96dbd8e4300517ac41"
             "f3c8df47df0bfac784ca5343e656b5f423a21f0400");
 }
@@ -151,7 +151,7 @@ TEST(Tpm2Commands, NvWriteMatchesSwtpmSetup) {
 TEST(Tpm2Commands, NvWriteLockMatchesSwtpmSetup) {
   NvWriteLock cmd;
   cmd.nv_index = 0x01c00002;
-  EXPECT_EQ(ToHex(cmd.Marshal()), "80020000001f000001384000000c01c0000200000009400000090000000000");
+  EXPECT_EQ(ToHex(Marshal(cmd)), "80020000001f000001384000000c01c0000200000009400000090000000000");
 }
 
 TEST(Tpm2Commands, GetCapabilityPcrsMatchesSwtpmSetupAndParses) {
@@ -159,7 +159,7 @@ TEST(Tpm2Commands, GetCapabilityPcrsMatchesSwtpmSetupAndParses) {
   cmd.capability = kCapPcrs;
   cmd.property = 0;
   cmd.property_count = 64;
-  EXPECT_EQ(ToHex(cmd.Marshal()), "8001000000160000017a000000050000000000000040");
+  EXPECT_EQ(ToHex(Marshal(cmd)), "8001000000160000017a000000050000000000000040");
   ScriptedTransport t;
   t.responses.push_back(Hex(
       "80010000002b00000000000000000500000004000403ffffff000b03ffffff000c03ffffff000d03ffffff"));
@@ -179,7 +179,7 @@ TEST(Tpm2Commands, PcrAllocateMatchesSwtpmSetupAndParses) {
                         {kAlgSha1, Hex("000000")},
                         {kAlgSha384, Hex("000000")},
                         {kAlgSha512, Hex("000000")}};
-  EXPECT_EQ(ToHex(cmd.Marshal()),
+  EXPECT_EQ(ToHex(Marshal(cmd)),
             "8002000000370000012b4000000c0000000940000009000000000000000004000b03ffffff0004030000"
             "00000c03000000000d03000000");
   ScriptedTransport t;
@@ -195,7 +195,7 @@ TEST(Tpm2Commands, PcrAllocateMatchesSwtpmSetupAndParses) {
 TEST(Tpm2Commands, ShutdownMatchesSwtpmSetup) {
   Shutdown cmd;
   cmd.shutdown_type = kSuClear;
-  EXPECT_EQ(ToHex(cmd.Marshal()), "80010000000c000001450000");
+  EXPECT_EQ(ToHex(Marshal(cmd)), "80010000000c000001450000");
 }
 
 TEST(Tpm2Commands, TpmErrorBecomesErrorWithRcAndName) {
@@ -208,6 +208,28 @@ TEST(Tpm2Commands, TpmErrorBecomesErrorWithRcAndName) {
   EXPECT_EQ(r.error().code, Errc::kTpm);
   EXPECT_EQ(r.error().tpm_rc, 0x148u);
   EXPECT_EQ(r.error().message, "TPM2_NV_Write failed: TPM_RC_NV_LOCKED (0x148)");
+}
+
+// One TPMS_AUTH_RESPONSE per session, each within bounds, nothing after them.
+TEST(Tpm2Commands, SessionResponsesNeedAWellFormedAuthorizationArea) {
+  const char* good[] = {
+      "80020000001300000000000000000000010000",                      // one password session
+      "80020000001500000000000000000001aa0100010a",                  // a nonce and an hmac
+      "80020000001d0000000000000000000001000000000100000000010000",  // three sessions
+  };
+  for (const char* h : good) {
+    EXPECT_TRUE(ParseResponse<NvWriteLock>(Hex(h)).has_value()) << h;
+  }
+  const char* bad[] = {
+      "80020000000e0000000000000000",              // no authorization area
+      "8002000000110000000000000000000001",        // no hmac
+      "8002000000140000000000000000000001000001",  // a byte after the session
+      "80020000002200000000000000000000010000000001000000000100000000010000",  // four sessions
+      "800200000013000000000000000000ff010000",  // a nonce longer than a digest
+  };
+  for (const char* h : bad) {
+    EXPECT_FALSE(ParseResponse<NvWriteLock>(Hex(h)).has_value()) << h;
+  }
 }
 
 TEST(Tpm2Commands, DescribeRcFormatOne) {
@@ -266,13 +288,13 @@ TEST(Tpm2Commands, MalformedResponsesAreRejectedNotCrashed) {
 TEST(Tpm2Commands, NvReadPublicAndNvReadRoundTrip) {
   NvReadPublic rp;
   rp.nv_index = 0x01c00016;
-  EXPECT_EQ(ToHex(rp.Marshal()), "80010000000e0000016901c00016");
+  EXPECT_EQ(ToHex(Marshal(rp)), "80010000000e0000016901c00016");
   NvRead rd;
   rd.auth_handle = 0x01c00016;
   rd.nv_index = 0x01c00016;
   rd.size = 1024;
   rd.offset = 0;
-  EXPECT_EQ(ToHex(rd.Marshal()),
+  EXPECT_EQ(ToHex(Marshal(rd)),
             "800200000023000001"
             "4e01c0001601c000160000000940000009000000000004000000");
 
