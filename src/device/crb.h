@@ -1,7 +1,7 @@
 // The TPM CRB interface (TCG PC Client PTP, Command Response Buffer) as a BusDevice: one or five
 // 4 KiB locality windows at 0xFED40000, control area at +0x40, data buffer at +0x80 (3968 bytes).
 //
-// Register behaviour follows shared/notes/DEVICES.md §1.12 and, where the spec leaves room, QEMU
+// Register behaviour follows docs/DEVICES.md §2 and, where the spec leaves room, QEMU
 // hw/tpm/tpm_crb.c (CTRL_REQ reads 0 at once, CMD/RSP address and size registers ignore
 // firmware writes as edk2 makes them); differences are listed in docs/ARCHITECTURE.md.
 //

@@ -2,7 +2,7 @@
 // Transcribed from the implementations that carry the spec's names (the spec text itself was not
 // available): edk2 MdePkg/Include/IndustryStandard/TpmPtp.h, QEMU include/hw/acpi/tpm.h and
 // hw/tpm/tpm_tis.h, Linux drivers/char/tpm/tpm_tis_core.h and tpm_crb.c; summarised with
-// sources in shared/notes/DEVICES.md §1.
+// sources in docs/DEVICES.md §1 (TIS) and §2 (CRB).
 #pragma once
 
 #include <cstdint>
@@ -15,7 +15,7 @@ inline constexpr uint32_t kNumLocalities = 5;
 inline constexpr uint8_t kNoLocality = 0xFF;
 
 namespace tis {
-// Offsets within a locality window (DEVICES.md §1.2).
+// Offsets within a locality window (docs/DEVICES.md §1.2).
 inline constexpr uint16_t kAccess = 0x000;
 inline constexpr uint16_t kIntEnable = 0x008;
 inline constexpr uint16_t kIntVector = 0x00C;
@@ -31,7 +31,7 @@ inline constexpr uint16_t kXDataFifoSize = 0x40;
 inline constexpr uint16_t kDidVid = 0xF00;
 inline constexpr uint16_t kRid = 0xF04;
 
-// TPM_ACCESS_x (§1.3).
+// TPM_ACCESS_x (docs/DEVICES.md §1.3).
 inline constexpr uint8_t kAccessEstablishment = 1u << 0;  // 1 = NOT established
 inline constexpr uint8_t kAccessRequestUse = 1u << 1;
 inline constexpr uint8_t kAccessPendingRequest = 1u << 2;
@@ -40,7 +40,7 @@ inline constexpr uint8_t kAccessBeenSeized = 1u << 4;
 inline constexpr uint8_t kAccessActiveLocality = 1u << 5;
 inline constexpr uint8_t kAccessValid = 1u << 7;
 
-// TPM_INT_ENABLE_x / TPM_INT_STATUS_x (§1.4).
+// TPM_INT_ENABLE_x / TPM_INT_STATUS_x (docs/DEVICES.md §1.4).
 inline constexpr uint32_t kIntDataAvail = 1u << 0;
 inline constexpr uint32_t kIntStsValid = 1u << 1;
 inline constexpr uint32_t kIntLocalityChange = 1u << 2;
@@ -51,7 +51,7 @@ inline constexpr uint32_t kIntPolarityMask = 3u << 3;
 inline constexpr uint32_t kIntPolarityLowLevel = 1u << 3;
 inline constexpr uint32_t kIntGlobalEnable = 1u << 31;
 
-// TPM_STS_x (§1.6).
+// TPM_STS_x (docs/DEVICES.md §1.6).
 inline constexpr uint32_t kStsResponseRetry = 1u << 1;
 inline constexpr uint32_t kStsSelfTestDone = 1u << 2;
 inline constexpr uint32_t kStsExpect = 1u << 3;
@@ -63,18 +63,18 @@ inline constexpr uint32_t kStsCommandCancel = 1u << 24;       // TPM 2.0
 inline constexpr uint32_t kStsResetEstablishment = 1u << 25;  // TPM 2.0, localities 3/4
 inline constexpr uint32_t kStsFamilyTpm20 = 1u << 26;
 
-// TPM_INTF_CAPABILITY_x (§1.5): QEMU's values, burst count dynamic, 64-byte transfers, low-level
+// TPM_INTF_CAPABILITY_x (docs/DEVICES.md §1.5): QEMU's values, burst count dynamic, 64-byte transfers, low-level
 // interrupts, all four interrupt sources; interface version 3 (PTP) or 2 (TIS 1.3).
 inline constexpr uint32_t kIntfCapTpm20 = 0x30000697;
 inline constexpr uint32_t kIntfCapTpm12 = 0x20000697;
-// TPM_INTERFACE_ID_x (§1.7): FIFO, version 0, five localities, CapFIFO.
+// TPM_INTERFACE_ID_x (docs/DEVICES.md §1.7): FIFO, version 0, five localities, CapFIFO.
 inline constexpr uint32_t kInterfaceIdTpm20 = 0x00002100;
 inline constexpr uint32_t kInterfaceIdTpm12 = 0xFFFFFFFF;  // "all of it is don't care"
 inline constexpr uint32_t kInterfaceIdIntfSelLock = 1u << 19;
 }  // namespace tis
 
 namespace crb {
-// Offsets within a locality window (DEVICES.md §1.12).
+// Offsets within a locality window (docs/DEVICES.md §2.2).
 inline constexpr uint16_t kLocState = 0x00;
 inline constexpr uint16_t kLocCtrl = 0x08;
 inline constexpr uint16_t kLocSts = 0x0C;

@@ -1,9 +1,10 @@
 // The TPM TIS / PTP FIFO interface (TCG PC Client Platform TPM Profile, FIFO interface; TIS 1.3
 // for the TPM 1.2 personality) as a BusDevice over 5 locality windows of 4 KiB at 0xFED40000.
 //
-// Behaviour follows the spec as transcribed in shared/notes/DEVICES.md §1 and, where the spec
+// Behaviour follows the spec as transcribed in docs/DEVICES.md §1 and, where the spec
 // leaves room, QEMU's hw/tpm/tpm_tis_common.c (so guests see what they see on QEMU); deliberate
-// differences are listed in docs/ARCHITECTURE.md ("TIS model: differences from QEMU").
+// differences are listed in docs/ARCHITECTURE.md ("TIS/CRB model: behaviour where the spec
+// leaves room, and differences from QEMU").
 //
 // The lock, the backend calls, completions, interrupt line, Reset/Busy/stats and the saved-state
 // envelope are DeviceShell's (device_shell.h); this file holds the registers and the command
