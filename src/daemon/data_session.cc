@@ -19,8 +19,8 @@ size_t DataSession::ProcessOne(std::span<uint8_t> avail, Bytes& out) {
   const size_t max = max_message();
   auto refuse = [&](const char* why) {
     service_->log()->warn("data: {}; closing the connection", why);
-    Bytes err = tpm2 ? wire::ErrorResponse(wire::kTpmStNoSessions, wire::kTpmRcCommandSize)
-                     : wire::ErrorResponse(wire::kTpm12TagRspCommand, wire::kTpm12BadParamSize);
+    Bytes err = tpm2 ? wire::ErrorResponse(tpm::kStNoSessions, tpm::kRcCommandSize)
+                     : wire::ErrorResponse(tpm::kTpm12TagRspCommand, tpm::kTpm12BadParamSize);
     out.insert(out.end(), err.begin(), err.end());
     RequestClose();
     return size_t{0};

@@ -3,6 +3,8 @@
 #include <chrono>
 #include <thread>
 
+#include "tpmcmd/tpm12_commands.h"
+#include "tpmcmd/tpm2_commands.h"
 #include "wire/tpm_header.h"
 
 namespace vtpm::daemon {
@@ -20,13 +22,13 @@ Status TpmService::Start(bool delete_volatile, bool send_startup) {
     if (options_.startup == StartupType::kDeactivated) {
       return Fail(Errc::kInvalidArgument, "startup-deactivated applies to TPM 1.2 only");
     }
-    cmd = wire::Tpm2StartupCommand(options_.startup == StartupType::kState ? wire::kTpmSuState
-                                                                           : wire::kTpmSuClear);
+    cmd = tpmcmd::Marshal(
+        tpmcmd::Startup{options_.startup == StartupType::kState ? tpm::kSuState : tpm::kSuClear});
   } else {
-    uint16_t type = options_.startup == StartupType::kClear   ? wire::kTpm12StClear
-                    : options_.startup == StartupType::kState ? wire::kTpm12StState
-                                                              : wire::kTpm12StDeactivated;
-    cmd = wire::Tpm12StartupCommand(type);
+    uint16_t type = options_.startup == StartupType::kClear   ? tpm::kTpm12StClear
+                    : options_.startup == StartupType::kState ? tpm::kTpm12StState
+                                                              : tpm::kTpm12StDeactivated;
+    cmd = tpmcmd::tpm12::Startup(type);
   }
   uint32_t rc = wire::ResponseCode(engine_->Process(cmd));
   if (rc != 0) {
@@ -52,11 +54,10 @@ ByteSpan TpmService::Execute(std::span<uint8_t> command, std::optional<uint8_t> 
   }
   if (options_.allow_set_locality && tpm2 && engine_->running()) {
     auto h = wire::ParseHeader(command);
-    if (h && h->code == wire::kTpmCcSwtpmSetLocality) {
+    if (h && h->code == tpm::kCcSwtpmSetLocality) {
       bool ok = command.size() == wire::kTpmHeaderSize + 1 && h->size == command.size() &&
                 engine_->SetLocality(command[wire::kTpmHeaderSize]).has_value();
-      scratch_ =
-          wire::ErrorResponse(wire::kTpmStNoSessions, ok ? wire::kTpmRcSuccess : wire::kTpmRcValue);
+      scratch_ = wire::ErrorResponse(tpm::kStNoSessions, ok ? tpm::kRcSuccess : tpm::kRcValue);
       return scratch_;
     }
   }

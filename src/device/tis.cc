@@ -487,8 +487,8 @@ void Tis::CommandCompleted(Bytes response) {
   auto h = wire::ParseHeader(response);
   if (!h || h->size != response.size() || response.size() > buffer_size_) {
     BadAccess("backend returned a malformed or oversized response; answering TPM failure", 0);
-    response = wire::ErrorResponse(tpm2 ? wire::kTpmStNoSessions : wire::kTpm12TagRspCommand,
-                                   tpm2 ? wire::kTpmRcFailure : wire::kTpm12Fail);
+    response = wire::ErrorResponse(tpm2 ? tpm::kStNoSessions : tpm::kTpm12TagRspCommand,
+                                   tpm2 ? tpm::kRcFailure : tpm::kTpm12Fail);
     h = wire::ParseHeader(response);
   }
   if (h->code == 0 && (regs_.last_command_code == kTpm2CcSelfTest ||

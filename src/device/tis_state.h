@@ -12,10 +12,11 @@
 #include "base/bytes.h"
 #include "base/result.h"
 #include "device/regs.h"
+#include "wire/tpm_constants.h"
 
 namespace vtpm::device {
 
-enum class TpmFamily : uint8_t { kTpm12 = 0, kTpm20 = 1 };
+using TpmFamily = tpm::Version;  // the one TPM family enum (wire/tpm_constants.h)
 
 // The command state machine of the PTP FIFO interface (TPM_STS).
 enum class TisCommandState : uint8_t { kIdle, kReady, kReception, kExecution, kCompletion };

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "engine/engine.h"
+#include "tpmcmd/tpm2_commands.h"
 #include "wire/tpm_header.h"
 
 namespace vtpm::engine {
@@ -261,11 +262,11 @@ void Engine::Stop() {
   if (tpm2() && d.options_.auto_shutdown && !d.last_was_shutdown_) {
     // swtpm's order: SU_STATE keeps resumable state; if refused, SU_CLEAR; TPM_RC_INITIALIZE
     // means Startup never happened and there is nothing to shut down.
-    for (uint16_t type : {wire::kTpmSuState, wire::kTpmSuClear}) {
-      Bytes cmd = wire::Tpm2ShutdownCommand(type);
+    for (uint16_t type : {tpm::kSuState, tpm::kSuClear}) {
+      Bytes cmd = tpmcmd::Marshal(tpmcmd::Shutdown{type});
       uint32_t rc = wire::ResponseCode(Process(cmd));
       d.log_->debug("auto TPM2_Shutdown({}) -> 0x{:x}", type, rc);
-      if (rc == wire::kTpmRcSuccess || rc == wire::kTpmRcInitialize) break;
+      if (rc == tpm::kRcSuccess || rc == tpm::kRcInitialize) break;
     }
   }
   TPMLIB_Terminate();
@@ -292,7 +293,7 @@ ByteSpan Engine::Process(std::span<uint8_t> command) {
   if (tpm2()) {
     auto h = wire::ParseHeader(command);
     d.last_was_shutdown_ =
-        h && h->code == wire::kTpmCcShutdown && wire::ResponseCode(resp) == wire::kTpmRcSuccess;
+        h && h->code == tpm::kCcShutdown && wire::ResponseCode(resp) == tpm::kRcSuccess;
   }
   return resp;
 }

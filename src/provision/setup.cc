@@ -9,6 +9,7 @@
 #include "provision/file_util.h"
 #include "provision/mem_store.h"
 #include "state/dir_store.h"
+#include "tpmcmd/tpm12_commands.h"
 #include "tpmcmd/tpm2_commands.h"
 #include "wire/tpm_header.h"
 
@@ -37,7 +38,7 @@ Status CheckDirectory(const std::string& dir, std::string_view what) {
 }
 
 Status Tpm12Startup(tpmcmd::Transport& tpm) {
-  VTPM_ASSIGN_OR_RETURN(Bytes resp, tpm.Transmit(wire::Tpm12StartupCommand(wire::kTpm12StClear)));
+  VTPM_ASSIGN_OR_RETURN(Bytes resp, tpm.Transmit(tpmcmd::tpm12::Startup(tpm::kTpm12StClear)));
   uint32_t rc = wire::ResponseCode(resp);
   if (rc != 0) return Fail(Errc::kTpm, fmt::format("TPM_Startup failed: 0x{:x}", rc));
   return Ok();

@@ -120,6 +120,12 @@ Bytes TscPhysicalPresence(uint16_t physical_presence) {
   return Command(kTagRquCommand, kOrdTscPhysicalPresence, w.bytes());
 }
 
+Bytes Startup(uint16_t type) {
+  ByteWriter w;
+  w.U16(type);
+  return Command(kTagRquCommand, tpm::kTpm12Startup, w.bytes());
+}
+
 Bytes PhysicalEnable() { return Command(kTagRquCommand, kOrdPhysicalEnable, {}); }
 
 Bytes PhysicalSetDeactivated(bool deactivated) {

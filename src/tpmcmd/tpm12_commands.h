@@ -12,10 +12,12 @@
 #include "base/bytes.h"
 #include "base/result.h"
 #include "tpmcmd/transport.h"
+#include "wire/tpm_constants.h"
 
 namespace vtpm::tpmcmd::tpm12 {
 
-inline constexpr uint16_t kTagRquCommand = 0x00c1;
+// The TPM 1.2 tags, TPM_Startup and result codes used elsewhere are in wire/tpm_constants.h.
+inline constexpr uint16_t kTagRquCommand = tpm::kTpm12TagRquCommand;
 inline constexpr uint16_t kTagRquAuth1Command = 0x00c2;
 
 inline constexpr uint32_t kOrdOiap = 0x0000000a;
@@ -48,6 +50,8 @@ std::string DescribeRc(uint32_t rc);
 // Checks tag/size/return code; returns the bytes after the header. |name| for messages.
 Result<ByteSpan> CheckResponse(ByteSpan response, std::string_view name);
 
+// TPM_Startup(|type|: tpm::kTpm12StClear, kTpm12StState, kTpm12StDeactivated)
+Bytes Startup(uint16_t type);
 // TSC_PhysicalPresence (TPM Interface Specification)
 Bytes TscPhysicalPresence(uint16_t physical_presence);
 // TPM_PhysicalEnable

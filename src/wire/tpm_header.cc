@@ -8,13 +8,13 @@ std::optional<TpmHeader> ParseHeader(ByteSpan b) {
 }
 
 bool IsCommandTag(uint16_t tag) {
-  return tag == kTpmStNoSessions || tag == kTpmStSessions ||
-         (tag >= kTpm12TagRquCommand && tag <= kTpm12TagRquAuth2Command);
+  return tag == tpm::kStNoSessions || tag == tpm::kStSessions ||
+         (tag >= tpm::kTpm12TagRquCommand && tag <= tpm::kTpm12TagRquAuth2Command);
 }
 
 uint32_t ResponseCode(ByteSpan response) {
   auto h = ParseHeader(response);
-  return h ? h->code : kTpmRcFailure;
+  return h ? h->code : tpm::kRcFailure;
 }
 
 Bytes ErrorResponse(uint16_t tag, uint32_t rc) {
@@ -26,34 +26,13 @@ Bytes ErrorResponse(uint16_t tag, uint32_t rc) {
 }
 
 Bytes LocalityErrorResponse(bool tpm2) {
-  return tpm2 ? ErrorResponse(kTpmStNoSessions, kTpmRcLocality)
-              : ErrorResponse(kTpm12TagRspCommand, kTpm12BadLocality);
+  return tpm2 ? ErrorResponse(tpm::kStNoSessions, tpm::kRcLocality)
+              : ErrorResponse(tpm::kTpm12TagRspCommand, tpm::kTpm12BadLocality);
 }
 
 Bytes NotRunningResponse(bool tpm2) {
-  return tpm2 ? ErrorResponse(kTpmStNoSessions, kTpmRcFailure)
-              : ErrorResponse(kTpm12TagRspCommand, kTpm12Fail);
-}
-
-namespace {
-Bytes U16ArgCommand(uint16_t tag, uint32_t code, uint16_t arg) {
-  ByteWriter w;
-  w.U16(tag);
-  w.U32(12);
-  w.U32(code);
-  w.U16(arg);
-  return std::move(w).Take();
-}
-}  // namespace
-
-Bytes Tpm2StartupCommand(uint16_t startup_type) {
-  return U16ArgCommand(kTpmStNoSessions, kTpmCcStartup, startup_type);
-}
-Bytes Tpm2ShutdownCommand(uint16_t shutdown_type) {
-  return U16ArgCommand(kTpmStNoSessions, kTpmCcShutdown, shutdown_type);
-}
-Bytes Tpm12StartupCommand(uint16_t startup_type) {
-  return U16ArgCommand(kTpm12TagRquCommand, kTpm12Startup, startup_type);
+  return tpm2 ? ErrorResponse(tpm::kStNoSessions, tpm::kRcFailure)
+              : ErrorResponse(tpm::kTpm12TagRspCommand, tpm::kTpm12Fail);
 }
 
 }  // namespace vtpm::wire

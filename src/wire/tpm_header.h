@@ -5,45 +5,14 @@
 #include <optional>
 
 #include "base/bytes.h"
+#include "wire/tpm_constants.h"
 
 namespace vtpm::wire {
 
 inline constexpr size_t kTpmHeaderSize = 10;
 
-// The TPM family: the one version enum of every layer (engine, state files, device models).
-enum class TpmVersion : uint8_t { kTpm12 = 0, kTpm20 = 1 };
-
-// TPM 2.0 tags.
-inline constexpr uint16_t kTpmStNoSessions = 0x8001;
-inline constexpr uint16_t kTpmStSessions = 0x8002;
-// TPM 1.2 tags: commands 0x00C1..0x00C3, responses 0x00C4..0x00C6.
-inline constexpr uint16_t kTpm12TagRquCommand = 0x00C1;
-inline constexpr uint16_t kTpm12TagRquAuth2Command = 0x00C3;
-inline constexpr uint16_t kTpm12TagRspCommand = 0x00C4;
-
-// TPM 2.0 codes used by the daemon itself.
-inline constexpr uint32_t kTpmCcStartup = 0x144;
-inline constexpr uint32_t kTpmCcShutdown = 0x145;
-inline constexpr uint32_t kTpmCcSelfTest = 0x143;
-// swtpm's vendor command TPM2_CC_SET_LOCALITY {header, u8 locality} (--locality
-// allow-set-locality): a TPM 2 client selects the locality on the data channel.
-inline constexpr uint32_t kTpmCcSwtpmSetLocality = 0x20001000;
-inline constexpr uint16_t kTpmSuClear = 0x0000;
-inline constexpr uint16_t kTpmSuState = 0x0001;
-inline constexpr uint32_t kTpmRcSuccess = 0x000;
-inline constexpr uint32_t kTpmRcValue = 0x084;
-inline constexpr uint32_t kTpmRcInitialize = 0x100;
-inline constexpr uint32_t kTpmRcFailure = 0x101;
-inline constexpr uint32_t kTpmRcCommandSize = 0x142;
-inline constexpr uint32_t kTpmRcLocality = 0x907;
-// TPM 1.2 codes.
-inline constexpr uint32_t kTpm12Startup = 0x99;
-inline constexpr uint16_t kTpm12StClear = 0x0001;
-inline constexpr uint16_t kTpm12StState = 0x0002;
-inline constexpr uint16_t kTpm12StDeactivated = 0x0003;
-inline constexpr uint32_t kTpm12Fail = 0x09;
-inline constexpr uint32_t kTpm12BadParamSize = 0x19;
-inline constexpr uint32_t kTpm12BadLocality = 0x3d;
+// The TPM family (wire::TpmVersion is tpm::Version).
+using TpmVersion = tpm::Version;
 
 struct TpmHeader {
   uint16_t tag;
@@ -70,10 +39,5 @@ Bytes NotRunningResponse(bool tpm2);
 // The answer to a command at a locality the TPM refuses: TPM 2 `8001 0000000a 00000907`
 // (TPM_RC_LOCALITY), TPM 1.2 `00c4 0000000a 0000003d` (TPM_BAD_LOCALITY).
 Bytes LocalityErrorResponse(bool tpm2);
-
-// Command bytes for TPM2_Startup / TPM2_Shutdown / TPM_Startup (1.2).
-Bytes Tpm2StartupCommand(uint16_t startup_type);
-Bytes Tpm2ShutdownCommand(uint16_t shutdown_type);
-Bytes Tpm12StartupCommand(uint16_t startup_type);
 
 }  // namespace vtpm::wire

@@ -501,7 +501,7 @@ TEST(InProcessBackendTest, Locality4IsRefusedWhenConfiguredToRejectIt) {
   o.engine.reject_locality_4 = true;
   auto b = MakeInProcess(dir, o);
   ASSERT_NE(b, nullptr);
-  const Bytes refused = wire::ErrorResponse(wire::kTpmStNoSessions, 0x907);  // TPM_RC_LOCALITY
+  const Bytes refused = wire::ErrorResponse(tpm::kStNoSessions, 0x907);  // TPM_RC_LOCALITY
   ASSERT_EQ(refused, testing::Hex("8001 0000000a 00000907"));
 
   auto r = testing::SubmitAndWait(*b, 0, cmd::Startup());

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "session_fixture.h"
+#include "tpmcmd/tpm2_commands.h"
 #include "wire/tpm_header.h"
 
 namespace vtpm::daemon {
@@ -15,7 +16,7 @@ constexpr std::string_view kGetRandom8 = "8001 0000000c 0000017b 0008";
 struct Data : SessionFixture {
   Data() {
     EXPECT_TRUE(service.engine().Start(false).has_value());
-    Bytes startup = wire::Tpm2StartupCommand(wire::kTpmSuClear);
+    Bytes startup = tpmcmd::Marshal(tpmcmd::Startup{tpm::kSuClear});
     service.Execute(startup);
   }
   DataSession s{&service};

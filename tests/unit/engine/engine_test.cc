@@ -8,6 +8,7 @@
 
 #include "fakes/tpm_commands.h"
 #include "fakes/tpm_fixture.h"
+#include "tpmcmd/tpm2_commands.h"
 #include "wire/tpm_header.h"
 
 namespace vtpm::engine {
@@ -47,7 +48,7 @@ TEST(Engine, Tpm12BeforeStartAnswersTagC4Fail) {
 TEST(Engine, StartupAndGetRandom) {
   TpmFixture f;
   ASSERT_TRUE(f.eng->Start(false).has_value());
-  EXPECT_EQ(f.Run(wire::Tpm2StartupCommand(wire::kTpmSuClear)), Hex("8001 0000000a 00000000"));
+  EXPECT_EQ(f.Run(tpmcmd::Marshal(tpmcmd::Startup{tpm::kSuClear})), Hex("8001 0000000a 00000000"));
   Bytes resp = f.Run(Hex("8001 0000000c 0000017b 0010"));  // GetRandom(16)
   ASSERT_EQ(resp.size(), 10u + 2u + 16u);
   EXPECT_EQ(wire::ResponseCode(resp), kRcSuccess);
@@ -59,19 +60,19 @@ TEST(Engine, StartupAndGetRandom) {
 TEST(Engine, StopSendsShutdownStateSoStartupStateSucceeds) {
   TpmFixture f;
   ASSERT_TRUE(f.eng->Start(false).has_value());
-  ASSERT_EQ(wire::ResponseCode(f.Run(wire::Tpm2StartupCommand(wire::kTpmSuClear))), kRcSuccess);
+  ASSERT_EQ(wire::ResponseCode(f.Run(tpmcmd::Marshal(tpmcmd::Startup{tpm::kSuClear}))), kRcSuccess);
   f.eng->Stop();
   ASSERT_TRUE(f.eng->Start(false).has_value());
-  EXPECT_EQ(wire::ResponseCode(f.Run(wire::Tpm2StartupCommand(wire::kTpmSuState))), kRcSuccess);
+  EXPECT_EQ(wire::ResponseCode(f.Run(tpmcmd::Marshal(tpmcmd::Startup{tpm::kSuState}))), kRcSuccess);
 }
 
 TEST(Engine, WithoutAutoShutdownStartupStateIsRefused) {
   TpmFixture f(TpmVersion::kTpm20, /*auto_shutdown=*/false);
   ASSERT_TRUE(f.eng->Start(false).has_value());
-  ASSERT_EQ(wire::ResponseCode(f.Run(wire::Tpm2StartupCommand(wire::kTpmSuClear))), kRcSuccess);
+  ASSERT_EQ(wire::ResponseCode(f.Run(tpmcmd::Marshal(tpmcmd::Startup{tpm::kSuClear}))), kRcSuccess);
   f.eng->Stop();
   ASSERT_TRUE(f.eng->Start(false).has_value());
-  EXPECT_NE(wire::ResponseCode(f.Run(wire::Tpm2StartupCommand(wire::kTpmSuState))), kRcSuccess);
+  EXPECT_NE(wire::ResponseCode(f.Run(tpmcmd::Marshal(tpmcmd::Startup{tpm::kSuState}))), kRcSuccess);
 }
 
 TEST(Engine, HashSequenceSetsEstablishedAndLocality3ResetsIt) {
@@ -141,7 +142,7 @@ constexpr uint32_t kIndex = 0x01500001;
 // Starts the TPM, defines a 4-byte NV index and writes |value| into it.
 void StartAndWrite(TpmFixture& f, std::string_view value, bool define) {
   ASSERT_TRUE(f.eng->Start(false).has_value());
-  ASSERT_EQ(wire::ResponseCode(f.Run(wire::Tpm2StartupCommand(wire::kTpmSuClear))), kRcSuccess);
+  ASSERT_EQ(wire::ResponseCode(f.Run(tpmcmd::Marshal(tpmcmd::Startup{tpm::kSuClear}))), kRcSuccess);
   if (define) {
     ASSERT_EQ(cmd::Rc(f.Run(cmd::NvDefine(kIndex, 4))), kRcSuccess);
   }
@@ -151,7 +152,7 @@ void StartAndWrite(TpmFixture& f, std::string_view value, bool define) {
 
 // The NV index's 4 bytes, read from a started TPM (after TPM2_Startup).
 std::string ReadIndex(TpmFixture& f) {
-  EXPECT_EQ(wire::ResponseCode(f.Run(wire::Tpm2StartupCommand(wire::kTpmSuClear))), kRcSuccess);
+  EXPECT_EQ(wire::ResponseCode(f.Run(tpmcmd::Marshal(tpmcmd::Startup{tpm::kSuClear}))), kRcSuccess);
   const Bytes r = f.Run(cmd::NvRead(kIndex, 4));
   if (cmd::Rc(r) != kRcSuccess || r.size() < 20) return "rc " + std::to_string(cmd::Rc(r));
   return std::string(r.begin() + 16, r.begin() + 20);  // header, parameterSize, TPM2B size

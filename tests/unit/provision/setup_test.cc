@@ -15,6 +15,7 @@
 #include "provision/ek_export.h"
 #include "provision/engine_transport.h"
 #include "provision/mem_store.h"
+#include "tpmcmd/tpm12_commands.h"
 #include "tpmcmd/tpm2_commands.h"
 #include "wire/tpm_header.h"
 
@@ -353,7 +354,7 @@ TEST_F(SetupTest, Tpm12WithOwnershipCertificatesAndLock) {
   auto eng = engine::Engine::Create(eo, &mem, NullLogger());
   ASSERT_TRUE((*eng)->Start(false).has_value());
   EngineTransport tpm(eng->get());
-  auto st = tpm.Transmit(wire::Tpm12StartupCommand(wire::kTpm12StClear));
+  auto st = tpm.Transmit(tpmcmd::tpm12::Startup(tpm::kTpm12StClear));
   ASSERT_TRUE(st.has_value());
   EXPECT_EQ(wire::ResponseCode(*st), 0u);
   // TakeOwnership clears readPubek: TPM_ReadPubek now answers TPM_DISABLED_CMD.
