@@ -53,8 +53,6 @@ constexpr DeviceLayout kLayout{
 
 constexpr uint8_t kNoDataByte = 0xFF;
 constexpr size_t kHashChunk = 1024;
-constexpr uint32_t kTpm2CcSelfTest = 0x143;
-constexpr uint32_t kTpm12OrdContinueSelfTest = 0x53;
 constexpr uint32_t kIntEnableBits =
     tis::kIntGlobalEnable | tis::kIntPolarityMask | tis::kIntSupported;
 
@@ -491,8 +489,8 @@ void Tis::CommandCompleted(Bytes response) {
                                    tpm2 ? tpm::kRcFailure : tpm::kTpm12Fail);
     h = wire::ParseHeader(response);
   }
-  if (h->code == 0 && (regs_.last_command_code == kTpm2CcSelfTest ||
-                       regs_.last_command_code == kTpm12OrdContinueSelfTest)) {
+  if (h->code == 0 && (regs_.last_command_code == tpm::kCcSelfTest ||
+                       regs_.last_command_code == tpm::kTpm12ContinueSelfTest)) {
     regs_.selftest_done = true;  // once set, only a reset clears it (as QEMU)
   }
   if (after_abort_ != AfterAbort::kNone) {

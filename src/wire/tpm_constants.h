@@ -141,6 +141,7 @@ inline constexpr uint16_t kTpm12TagRquCommand = 0x00C1;
 inline constexpr uint16_t kTpm12TagRquAuth2Command = 0x00C3;
 inline constexpr uint16_t kTpm12TagRspCommand = 0x00C4;
 inline constexpr uint32_t kTpm12Startup = 0x99;
+inline constexpr uint32_t kTpm12ContinueSelfTest = 0x53;
 inline constexpr uint16_t kTpm12StClear = 0x0001;
 inline constexpr uint16_t kTpm12StState = 0x0002;
 inline constexpr uint16_t kTpm12StDeactivated = 0x0003;
