@@ -1,27 +1,38 @@
 #include "backend/queued_backend.h"
 
 #include <future>
+#include <thread>
+
+#include "backend/op_queue.h"
 
 #include "base/log_limit.h"
 #include "wire/tpm_header.h"
 
 namespace vtpm::backend {
 
+struct QueuedBackend::Worker {
+  OpQueue queue{kQueueCapacity};
+  std::thread thread;
+};
+
 QueuedBackend::QueuedBackend(std::string name, bool tpm2, Logger log)
-    : name_(std::move(name)), tpm2_(tpm2), log_(log ? std::move(log) : NullLogger()) {}
+    : name_(std::move(name)),
+      tpm2_(tpm2),
+      log_(log ? std::move(log) : NullLogger()),
+      worker_(std::make_unique<Worker>()) {}
 
 QueuedBackend::~QueuedBackend() { StopWorker(); }
 
 void QueuedBackend::StartWorker() {
   RefreshEstablished();
-  worker_ = std::thread([this] {
-    while (auto op = queue_.Pop()) Execute(*op);
+  worker_->thread = std::thread([this] {
+    while (auto op = worker_->queue.Pop()) Execute(*op);
   });
 }
 
 void QueuedBackend::StopWorker() {
-  queue_.Close();
-  if (worker_.joinable()) worker_.join();
+  worker_->queue.Close();
+  if (worker_->thread.joinable()) worker_->thread.join();
 }
 
 Bytes QueuedBackend::FailureResponse() const { return wire::NotRunningResponse(tpm2_); }
@@ -30,8 +41,8 @@ Bytes QueuedBackend::LocalityResponse() const { return wire::LocalityErrorRespon
 
 void QueuedBackend::Post(Op op) {
   const Completion done = op.kind == Op::kSubmit ? op.done : nullptr;
-  if (!queue_.Push(std::move(op))) {
-    const uint64_t n = queue_.CountDrop();
+  if (!worker_->queue.Push(std::move(op))) {
+    const uint64_t n = worker_->queue.CountDrop();
     if (ShouldLogOccurrence(n)) {
       log_->warn("{} backend: queue full or closed; dropped a request ({} so far)", name_, n);
     }
@@ -68,7 +79,7 @@ Status QueuedBackend::RunOnWorker(const std::function<Status()>& fn) {
   Op op{Op::kCall};
   op.call = [&] { result.set_value(fn()); };
   auto fut = result.get_future();
-  if (!queue_.Push(std::move(op))) {
+  if (!worker_->queue.Push(std::move(op))) {
     return Fail(Errc::kBusy, name_ + " backend: shutting down or its queue is full");
   }
   return fut.get();

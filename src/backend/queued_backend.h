@@ -11,14 +11,16 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
-#include <thread>
 
-#include "backend/op_queue.h"
 #include "base/log.h"
 #include "device/tpm_backend.h"
 
 namespace vtpm::backend {
+
+struct Op;  // op_queue.h (private)
 
 class QueuedBackend : public device::TpmBackend {
  public:
@@ -62,12 +64,12 @@ class QueuedBackend : public device::TpmBackend {
   const Logger log_;
 
  private:
+  struct Worker;  // the bounded queue of Ops (op_queue.h) and its thread; private to the .cc
   void Post(Op op);
   void Execute(Op& op);
 
   std::atomic<bool> established_{false};
-  OpQueue queue_{kQueueCapacity};
-  std::thread worker_;
+  std::unique_ptr<Worker> worker_;
 };
 
 }  // namespace vtpm::backend
