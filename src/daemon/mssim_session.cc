@@ -24,80 +24,86 @@ void MssimSession::PowerOff() {
 
 size_t MssimSession::ProcessOne(std::span<uint8_t> avail, Bytes& out) {
   if (avail.size() < 4) return 0;
-  engine::Engine& eng = service_->engine();
-  auto& log = service_->log();
   const uint32_t code = LoadBe32(avail.data());
-  size_t used = 4;
-  auto ack = [&] { AppendBe32(out, 0); };
   switch (static_cast<MssimCmd>(code)) {
-    case MssimCmd::kSendCommand: {
-      auto frame = wire::ParseSendCommand(avail, eng.buffer_size());
-      if (!frame) {
-        log->warn("mssim: {}; closing the connection", frame.error().message);
-        RequestClose();
-        return 0;
-      }
-      if (!*frame) return 0;
-      ByteSpan resp =
-          service_->Execute(std::span<uint8_t>(avail.data() + wire::kMssimSendCommandPrefix,
-                                               (*frame)->command.size()),
-                            (*frame)->locality);
-      wire::AppendSendCommandResponse(out, resp);
-      return (*frame)->consumed;
-    }
-    case MssimCmd::kSignalHashData: {
-      if (avail.size() < 8) return 0;
-      uint32_t size = LoadBe32(avail.data() + 4);
-      if (size > kMaxHashData) {
-        log->warn("mssim: hash data of {} bytes refused; closing the connection", size);
-        RequestClose();
-        return 0;
-      }
-      if (avail.size() < 8 + size) return 0;
-      if (auto st = eng.HashData(avail.subspan(8, size)); !st) {
-        log->warn("mssim: {}", st.error().message);
-      }
-      ack();
-      return 8 + size;
-    }
-    case MssimCmd::kRemoteHandshake: {
+    case MssimCmd::kSendCommand:
+      return SendCommand(avail, out);
+    case MssimCmd::kSignalHashData:
+      return HashData(avail, out);
+    case MssimCmd::kRemoteHandshake:
       if (avail.size() < 8) return 0;
       AppendBe32(out, wire::kMssimServerVersion);
       AppendBe32(out, wire::kMssimEndpointPlatformAvailable | wire::kMssimEndpointSupportsPp);
-      ack();
+      AppendBe32(out, 0);
       return 8;
-    }
-    case MssimCmd::kSignalPowerOn:
-      if (!eng.running()) {
-        if (auto st = service_->Start(false); !st) {
-          log->error("mssim: power on failed: {}", st.error().message);
-        }
+    default:
+      if (!Signal(code, out)) {
+        service_->log()->warn("mssim: unsupported command {} ({}); closing the connection", code,
+                              wire::MssimCmdName(code));
+        RequestClose();
+        return 0;
       }
-      ack();
+      service_->log()->debug("mssim: {}", wire::MssimCmdName(code));
+      return 4;
+  }
+}
+
+size_t MssimSession::SendCommand(std::span<uint8_t> avail, Bytes& out) {
+  auto frame = wire::ParseSendCommand(avail, service_->engine().buffer_size());
+  if (!frame) {
+    service_->log()->warn("mssim: {}; closing the connection", frame.error().message);
+    RequestClose();
+    return 0;
+  }
+  if (!*frame) return 0;
+  ByteSpan resp = service_->Execute(
+      avail.subspan(wire::kMssimSendCommandPrefix, (*frame)->command.size()), (*frame)->locality);
+  wire::AppendSendCommandResponse(out, resp);
+  return (*frame)->consumed;
+}
+
+size_t MssimSession::HashData(std::span<uint8_t> avail, Bytes& out) {
+  if (avail.size() < 8) return 0;
+  const uint32_t size = LoadBe32(avail.data() + 4);
+  if (size > kMaxHashData) {
+    service_->log()->warn("mssim: hash data of {} bytes refused; closing the connection", size);
+    RequestClose();
+    return 0;
+  }
+  if (avail.size() - 8 < size) return 0;
+  if (auto st = service_->engine().HashData(avail.subspan(8, size)); !st) {
+    service_->log()->warn("mssim: {}", st.error().message);
+  }
+  AppendBe32(out, 0);
+  return 8 + size_t{size};
+}
+
+bool MssimSession::Signal(uint32_t code, Bytes& out) {
+  engine::Engine& eng = service_->engine();
+  auto& log = service_->log();
+  auto warn = [&](const Status& st) {
+    if (!st) log->warn("mssim: {}", st.error().message);
+  };
+  switch (static_cast<MssimCmd>(code)) {
+    case MssimCmd::kSignalPowerOn:
+      if (!eng.running()) warn(service_->Start(false));
       break;
     case MssimCmd::kSignalPowerOff:
       PowerOff();
-      ack();
       break;
     case MssimCmd::kSignalReset:
     case MssimCmd::kSignalRestart:
       PowerOff();
-      if (auto st = service_->Start(false); !st) {
-        log->error("mssim: reset failed: {}", st.error().message);
-      }
-      ack();
+      warn(service_->Start(false));
       break;
     case MssimCmd::kSignalHashStart:
-      if (auto st = eng.HashStart(); !st) log->warn("mssim: {}", st.error().message);
-      ack();
+      warn(eng.HashStart());
       break;
     case MssimCmd::kSignalHashEnd:
-      if (auto st = eng.HashEnd(); !st) log->warn("mssim: {}", st.error().message);
-      ack();
+      warn(eng.HashEnd());
       break;
     case MssimCmd::kSignalCancelOn:
       eng.Cancel();
-      ack();
       break;
     case MssimCmd::kSignalCancelOff:
     case MssimCmd::kSignalNvOn:
@@ -106,27 +112,20 @@ size_t MssimSession::ProcessOne(std::span<uint8_t> avail, Bytes& out) {
     case MssimCmd::kSignalPhysPresOff:
     case MssimCmd::kSignalKeyCacheOn:
     case MssimCmd::kSignalKeyCacheOff:
-      ack();
       break;
     case MssimCmd::kSessionEnd:
       RequestClose();  // no acknowledgement
-      break;
+      return true;
     case MssimCmd::kStop:
       RequestClose();
       eng.Stop();
       if (service_->hooks()) service_->hooks()->RequestExit();
-      break;
-    case MssimCmd::kSetAlternativeResult:
-    case MssimCmd::kGetCommandResponseSizes:
-    case MssimCmd::kTestFailureMode:
+      return true;
     default:
-      log->warn("mssim: unsupported command {} ({}); closing the connection", code,
-                wire::MssimCmdName(code));
-      RequestClose();
-      return 0;
+      return false;  // SET_ALTERNATIVE_RESULT, GET_COMMAND_RESPONSE_SIZES, TEST_FAILURE_MODE, ...
   }
-  log->debug("mssim: {}", wire::MssimCmdName(code));
-  return used;
+  AppendBe32(out, 0);  // acknowledged
+  return true;
 }
 
 }  // namespace vtpm::daemon

@@ -13,6 +13,11 @@ class MssimSession final : public FramedSession {
 
  private:
   size_t ProcessOne(std::span<uint8_t> avail, Bytes& out) override;
+  size_t SendCommand(std::span<uint8_t> avail, Bytes& out);
+  size_t HashData(std::span<uint8_t> avail, Bytes& out);
+  // A platform signal (power, reset, hash, cancel, NV, ...): acknowledged in |out| (except
+  // SESSION_END and STOP); false for codes not supported.
+  bool Signal(uint32_t code, Bytes& out);
   void PowerOff();
 
   TpmService* service_;
