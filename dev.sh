@@ -5,7 +5,7 @@
 # Other verbs: setup (packages only), build, test-sanitize (ASan+UBSan build, unit+integration),
 #   bench [--quick] (Release build; vtpm vs swtpm side by side: markdown, bench-results.csv,
 #   raw samples in bench-samples.csv, SVG plots in bench-plots/),
-#   fuzz (libFuzzer targets of the device models, 30 s each).
+#   fuzz (every libFuzzer target, FUZZ_SECONDS=20 s each).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -64,14 +64,17 @@ case "${1:-}" in
     setup; build build-asan -DVTPM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
     ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j"$(nproc)" \
       -L 'unit|integration|devices|provision|reliability' ;;
-  fuzz)  # libFuzzer (clang, ASan+UBSan): each device model for FUZZ_SECONDS (default 30) s
+  fuzz)  # libFuzzer (clang, ASan+UBSan, coverage in every library): each target FUZZ_SECONDS (20) s
     setup
     CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DVTPM_FUZZ=ON -DVTPM_SANITIZE=ON \
-      -DCMAKE_BUILD_TYPE=Debug >/dev/null
-    ninja -C build-fuzz -j"$(nproc)" tis_fuzz crb_fuzz
-    for t in tis crb; do
+      -DVTPM_BUILD_TESTS=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+    targets=(tis crb ctrl_request ctrl_response mssim state_blob ctrl_session data_session
+             mssim_session options)
+    ninja -C build-fuzz -j"$(nproc)" "${targets[@]/%/_fuzz}"
+    for t in "${targets[@]}"; do
       mkdir -p "build-fuzz/corpus/$t"
-      "build-fuzz/tests/fuzz/${t}_fuzz" -max_total_time="${FUZZ_SECONDS:-30}" -max_len=4096 \
+      echo "== fuzz $t"
+      "build-fuzz/tests/fuzz/${t}_fuzz" -max_total_time="${FUZZ_SECONDS:-20}" -max_len=4096 \
         -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "build-fuzz/corpus/$t" \
         "tests/fuzz/seeds/$t"
     done ;;

@@ -207,6 +207,52 @@ def main():
             except subprocess.TimeoutExpired:
                 c.check("ctrl terminate exits after the control client leaves", False)
 
+        # Privilege reduction once serving: NO_NEW_PRIVS and a seccomp filter by default (swtpm
+        # 0.7.1 too: its deny-list), no capabilities left (vtpm), and the filter really kills.
+        def proc_status(pid):
+            with open("/proc/%d/status" % pid) as f:
+                return dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+
+        p, d, _ = daemon("sandboxed")
+        c.check("sandboxed daemon serves", wait_socket(d + "/data", p))
+        c.eq("sandboxed daemon answers Startup(CLEAR)", rc(send(d + "/data", STARTUP_CLEAR)), 0)
+        status = proc_status(p.pid)
+        c.eq("NoNewPrivs is 1 once serving", status.get("NoNewPrivs", "").strip(), "1")
+        c.eq("a seccomp filter is on once serving (Seccomp: 2)", status.get("Seccomp", "").strip(),
+             "2")
+        if not swtpm:
+            c.check("no capability is left (CapEff/CapPrm 0)",
+                    int(status.get("CapEff", "1"), 16) == 0 and int(status.get("CapPrm", "1"), 16) == 0,
+                    "%s %s" % (status.get("CapEff"), status.get("CapPrm")))
+        p.send_signal(signal.SIGTERM)
+        c.eq("sandboxed daemon exits 0 on SIGTERM", p.wait(10), 0)
+        p, d, _ = daemon("unconfined", extra=("--seccomp", "action=none"))
+        wait_socket(d + "/data", p)
+        c.eq("--seccomp action=none: no filter (Seccomp: 0)",
+             proc_status(p.pid).get("Seccomp", "").strip(), "0")
+        p.send_signal(signal.SIGTERM)
+        p.wait(10)
+        if not swtpm and os.geteuid() == 0:
+            # --runas: the daemon serves as that user (the state directory must be its own).
+            import pwd
+            nobody = pwd.getpwnam("nobody")
+            st = os.path.join(tmp, "runas-state")
+            os.makedirs(st)
+            os.chown(st, nobody.pw_uid, nobody.pw_gid)
+            dd = os.path.join(tmp, "runas")
+            os.makedirs(dd)
+            os.chmod(dd, 0o777)
+            p, d, _ = daemon("runas", state=st, extra=("--runas", "nobody"))
+            c.check("--runas nobody serves", wait_socket(d + "/data", p))
+            c.eq("--runas nobody: Startup(CLEAR)", rc(send(d + "/data", STARTUP_CLEAR)), 0)
+            uid = proc_status(p.pid).get("Uid", "").split()
+            c.check("--runas nobody: every uid is nobody's", uid and
+                    all(int(u) == nobody.pw_uid for u in uid), uid)
+            p.send_signal(signal.SIGTERM)
+            c.eq("--runas daemon exits 0", p.wait(10), 0)
+            c.check("--runas: the state was written as nobody",
+                    os.stat(os.path.join(st, "tpm2-00.permall")).st_uid == nobody.pw_uid)
+
         # --print-capabilities: JSON in swtpm's shape.
         r = subprocess.run(argv0 + ["--print-capabilities"], capture_output=True, timeout=20)
         try:
