@@ -75,7 +75,8 @@ case "${1:-}" in
       mkdir -p "build-fuzz/corpus/$t"
       echo "== fuzz $t"
       "build-fuzz/tests/fuzz/${t}_fuzz" -max_total_time="${FUZZ_SECONDS:-20}" -max_len=4096 \
-        -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "build-fuzz/corpus/$t" \
+        -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="build-fuzz/$t-" \
+        "build-fuzz/corpus/$t" \
         "tests/fuzz/seeds/$t"
     done ;;
   *) echo "usage: $0 demo|test|setup|build|test-sanitize|bench|fuzz" >&2; exit 2 ;;

@@ -118,7 +118,7 @@ std::optional<bool> SwtpmSocketBackend::QueryEstablished() {
   if (broken_) return std::nullopt;
   auto r = ctrl_.Call(Cmd(CtrlCmd::kGetTpmEstablished));
   if (!r || r->result != wire::kPtmResSuccess) return std::nullopt;
-  return std::get<wire::CtrlEstablishedReply>(r->body).established;
+  return std::get<wire::CtrlEstablishedReply>(r->body).established();
 }
 
 Result<Bytes> SwtpmSocketBackend::Transact(const Bytes& command) {

@@ -169,12 +169,21 @@ Status ParseMssim(std::string_view value, DaemonConfig& cfg) {
       cfg.mssim_port = static_cast<uint16_t>(port);
     } else if (kv.key == "bindaddr" && kv.value) {
       cfg.mssim_bindaddr = *kv.value;
+    } else if (kv.key == "path" && kv.value && !kv.value->empty()) {
+      cfg.mssim_path = *kv.value;
+    } else if (kv.key == "mode") {
+      VTPM_ASSIGN_OR_RETURN(uint64_t mode, ParseNumber("--mssim", kv, 8, 07777));
+      cfg.mssim_mode = static_cast<mode_t>(mode);
+    } else if (kv.key == "locked" && !kv.value) {
+      cfg.mssim_locked = true;
     } else {
       return UnknownOption("--mssim", kv);
     }
   }
-  if (!cfg.mssim_port) {
-    return Fail(Errc::kInvalidArgument, "--mssim: port=<command port> is required");
+  if (cfg.mssim_port.has_value() == !cfg.mssim_path.empty()) {
+    return Fail(Errc::kInvalidArgument,
+                "--mssim: give either port=<TCP command port> (the platform port is the next one)"
+                " or path=<UNIX socket> (the platform socket is <path>.ctrl)");
   }
   return Ok();
 }
@@ -185,7 +194,7 @@ Status Validate(const DaemonConfig& cfg) {
                 "no state directory: pass --tpmstate dir=<directory> (it must exist)");
   }
   if (cfg.ctrl.kind == Endpoint::Kind::kNone && cfg.server.kind == Endpoint::Kind::kNone &&
-      !cfg.mssim_port) {
+      !cfg.mssim()) {
     return Fail(Errc::kInvalidArgument,
                 "no channel to serve: pass --ctrl, --server and/or --mssim");
   }

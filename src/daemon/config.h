@@ -35,8 +35,16 @@ struct DaemonConfig {
   bool state_backup = false;
   Endpoint ctrl;
   Endpoint server;
-  std::optional<uint16_t> mssim_port;  // command port; the platform port is +1
+  // --mssim: the MS-simulator command endpoint and, beside it, the platform endpoint: TCP port P
+  // and P+1, or UNIX socket X and X.ctrl (as tpm2-tss' mssim TCTI names them: path=X).
+  std::optional<uint16_t> mssim_port;
   std::string mssim_bindaddr = "127.0.0.1";
+  std::string mssim_path;
+  mode_t mssim_mode = 0600;
+  // --mssim ...,locked: refuse the signals only hardware sends (power off, reset, TPM_STOP,
+  // H-CRTM/DRTM hash, physical presence, NV off); what the TCTI sends at connect still works.
+  bool mssim_locked = false;
+  bool mssim() const { return mssim_port.has_value() || !mssim_path.empty(); }
   bool not_need_init = false;
   StartupType startup = StartupType::kNone;
   bool auto_shutdown = true;

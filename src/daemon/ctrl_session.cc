@@ -39,6 +39,39 @@ std::optional<engine::StateType> BlobType(uint32_t ptm_type) {
 
 CtrlResponse Result(uint32_t result) { return CtrlResponse{result, {}}; }
 
+// Commands without a body that swtpm 0.7.1 refuses (0x03, not run) when more bytes came with them
+// in the same read -- after its "not running" check. GET_CAPABILITY and SET_DATAFD ignore them.
+bool RefusesSurplus(CtrlCmd cmd) {
+  switch (cmd) {
+    case CtrlCmd::kShutdown:
+    case CtrlCmd::kGetTpmEstablished:
+    case CtrlCmd::kHashStart:
+    case CtrlCmd::kHashEnd:
+    case CtrlCmd::kCancelTpmCmd:
+    case CtrlCmd::kStoreVolatile:
+    case CtrlCmd::kStop:
+    case CtrlCmd::kGetConfig:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool NeedsRunning(CtrlCmd cmd) {
+  switch (cmd) {
+    case CtrlCmd::kGetTpmEstablished:
+    case CtrlCmd::kHashStart:
+    case CtrlCmd::kHashEnd:
+    case CtrlCmd::kCancelTpmCmd:
+    case CtrlCmd::kStoreVolatile:
+    case CtrlCmd::kResetTpmEstablished:
+    case CtrlCmd::kGetStateBlob:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 CtrlSession::CtrlSession(TpmService* service, bool fd_passing)
@@ -191,8 +224,14 @@ CtrlResponse CtrlSession::SetStateBlob(uint32_t type) {
 
 CtrlResponse CtrlSession::Handle(const wire::CtrlRequest& req, size_t surplus) {
   engine::Engine& eng = service_->engine();
-  // Commands that need a running TPM answer BAD_ORDINAL (4 bytes) when it is not, as swtpm.
-  auto running = [&] { return eng.running(); };
+  // Commands that need a running TPM answer BAD_ORDINAL (4 bytes) when it is not, as swtpm;
+  // then bodiless commands with bytes after them answer BAD_PARAMETER and do nothing.
+  if (NeedsRunning(req.cmd) && !eng.running()) return Result(wire::kPtmResBadOrdinal);
+  if (surplus != 0 && RefusesSurplus(req.cmd)) {
+    service_->log()->debug("ctrl: {} with {} unexpected bytes after it refused",
+                           wire::CtrlCmdName(code_), surplus);
+    return Result(wire::kPtmResBadParameter);
+  }
   auto status = [&](const Status& st) {
     if (!st) service_->log()->warn("ctrl: {}: {}", wire::CtrlCmdName(code_), st.error().message);
     return Result(st ? wire::kPtmResSuccess : ResultFor(st.error()));
@@ -205,25 +244,22 @@ CtrlResponse CtrlSession::Handle(const wire::CtrlRequest& req, size_t surplus) {
     case CtrlCmd::kShutdown:
       return Shutdown();
     case CtrlCmd::kGetTpmEstablished:
-      return running() ? GetTpmEstablished() : Result(wire::kPtmResBadOrdinal);
+      return GetTpmEstablished();
     case CtrlCmd::kSetLocality:
       return SetLocality(std::get<wire::CtrlU8Body>(req.body).value);
     case CtrlCmd::kHashStart:
-      return running() ? status(eng.HashStart()) : Result(wire::kPtmResBadOrdinal);
+      return status(eng.HashStart());
     case CtrlCmd::kHashEnd:
-      return running() ? status(eng.HashEnd()) : Result(wire::kPtmResBadOrdinal);
+      return status(eng.HashEnd());
     case CtrlCmd::kCancelTpmCmd:
-      if (!running()) return Result(wire::kPtmResBadOrdinal);
       eng.Cancel();
       return Result(wire::kPtmResSuccess);
     case CtrlCmd::kStoreVolatile:
-      return running() ? status(eng.StoreVolatile()) : Result(wire::kPtmResBadOrdinal);
+      return status(eng.StoreVolatile());
     case CtrlCmd::kResetTpmEstablished:
-      return running() ? ResetTpmEstablished(std::get<wire::CtrlU8Body>(req.body).value)
-                       : Result(wire::kPtmResBadOrdinal);
+      return ResetTpmEstablished(std::get<wire::CtrlU8Body>(req.body).value);
     case CtrlCmd::kGetStateBlob:
-      return running() ? GetStateBlob(std::get<wire::CtrlStateBlobBody>(req.body))
-                       : Result(wire::kPtmResBadOrdinal);
+      return GetStateBlob(std::get<wire::CtrlStateBlobBody>(req.body));
     case CtrlCmd::kStop:
       eng.Stop();
       return Result(wire::kPtmResSuccess);
@@ -276,7 +312,8 @@ CtrlResponse CtrlSession::Shutdown() {
 CtrlResponse CtrlSession::GetTpmEstablished() {
   auto est = service_->engine().GetEstablished();
   if (!est) return Result(ResultFor(est.error()));
-  return CtrlResponse{wire::kPtmResSuccess, wire::CtrlEstablishedReply{*est}};
+  return CtrlResponse{wire::kPtmResSuccess,
+                      wire::CtrlEstablishedReply{static_cast<uint8_t>(*est ? 1 : 0)}};
 }
 
 CtrlResponse CtrlSession::SetLocality(uint8_t locality) {
@@ -314,8 +351,9 @@ CtrlResponse CtrlSession::GetStateBlob(const wire::CtrlStateBlobBody& body) {
 }
 
 CtrlResponse CtrlSession::SetDatafd() {
+  // No usable fd (none came, or a TCP control channel): TPM_IOERROR, as swtpm 0.7.1.
   if (!fd_passing_ || !passed_fd_.valid() || service_->hooks() == nullptr) {
-    return Result(wire::kPtmResFail);
+    return Result(wire::kPtmResIoError);
   }
   const bool adopted = service_->hooks()->AdoptDataFd(std::move(passed_fd_));
   return Result(adopted ? wire::kPtmResSuccess : wire::kPtmResIoError);

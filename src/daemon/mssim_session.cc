@@ -1,5 +1,6 @@
 #include "daemon/mssim_session.h"
 
+#include "base/log_limit.h"
 #include "wire/mssim.h"
 #include "wire/tpm_header.h"
 
@@ -10,9 +11,40 @@ using wire::MssimCmd;
 namespace {
 // Hash data beyond this in one signal is refused (H-CRTM data is a few KiB of firmware).
 constexpr uint32_t kMaxHashData = 1024 * 1024;
+
+// What only the platform's hardware does: refused on a locked endpoint.
+bool HardwareOnly(MssimCmd cmd) {
+  switch (cmd) {
+    case MssimCmd::kSignalPowerOff:
+    case MssimCmd::kSignalReset:
+    case MssimCmd::kSignalRestart:
+    case MssimCmd::kStop:
+    case MssimCmd::kSignalHashStart:
+    case MssimCmd::kSignalHashData:
+    case MssimCmd::kSignalHashEnd:
+    case MssimCmd::kSignalPhysPresOn:
+    case MssimCmd::kSignalPhysPresOff:
+    case MssimCmd::kSignalNvOff:
+      return true;
+    default:
+      return false;
+  }
+}
 }  // namespace
 
-MssimSession::MssimSession(TpmService* service) : service_(service) {}
+MssimSession::MssimSession(TpmService* service, bool locked) : service_(service), locked_(locked) {}
+
+bool MssimSession::Refuse(uint32_t code, Bytes& out) {
+  if (!locked_ || !HardwareOnly(static_cast<MssimCmd>(code))) return false;
+  if (ShouldLogOccurrence(++refused_)) {
+    service_->log()->warn(
+        "mssim: {} refused: this endpoint is locked (--mssim ...,locked); {} refused on this "
+        "connection",
+        wire::MssimCmdName(code), refused_);
+  }
+  AppendBe32(out, kRefused);
+  return true;
+}
 
 void MssimSession::PowerOff() {
   // Pulling the plug: no orderly TPM2_Shutdown (simulator semantics; clients test with it).
@@ -56,6 +88,14 @@ size_t MssimSession::SendCommand(std::span<uint8_t> avail, Bytes& out) {
     return 0;
   }
   if (!*frame) return 0;
+  if (locked_ && (*frame)->locality >= 4) {  // locality 4 is the H-CRTM's, never software's
+    if (ShouldLogOccurrence(++refused_)) {
+      service_->log()->warn("mssim: a command at locality {} refused: this endpoint is locked",
+                            (*frame)->locality);
+    }
+    wire::AppendSendCommandResponse(out, wire::LocalityErrorResponse(service_->engine().tpm2()));
+    return (*frame)->consumed;
+  }
   ByteSpan resp = service_->Execute(
       avail.subspan(wire::kMssimSendCommandPrefix, (*frame)->command.size()), (*frame)->locality);
   wire::AppendSendCommandResponse(out, resp);
@@ -71,6 +111,7 @@ size_t MssimSession::HashData(std::span<uint8_t> avail, Bytes& out) {
     return 0;
   }
   if (avail.size() - 8 < size) return 0;
+  if (Refuse(static_cast<uint32_t>(MssimCmd::kSignalHashData), out)) return 8 + size_t{size};
   if (auto st = service_->engine().HashData(avail.subspan(8, size)); !st) {
     service_->log()->warn("mssim: {}", st.error().message);
   }
@@ -84,6 +125,7 @@ bool MssimSession::Signal(uint32_t code, Bytes& out) {
   auto warn = [&](const Status& st) {
     if (!st) log->warn("mssim: {}", st.error().message);
   };
+  if (Refuse(code, out)) return true;
   switch (static_cast<MssimCmd>(code)) {
     case MssimCmd::kSignalPowerOn:
       if (!eng.running()) warn(service_->Start(false));

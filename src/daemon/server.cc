@@ -11,13 +11,16 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
+#include "base/log_limit.h"
 #include "base/socket_io.h"
 #include "daemon/ctrl_session.h"
 #include "daemon/data_session.h"
@@ -29,10 +32,20 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A connection stuck in the middle of a message this long is dropped (swtpm: 500 ms for control
-// messages; we are more patient with slow hosts, but bounded).
-constexpr auto kPartialMessageTimeout = std::chrono::seconds(5);
-constexpr size_t kMaxConnections = 64;
+// A connection in the middle of a message is dropped when nothing arrives for kStallTimeout
+// (swtpm 0.7.1: 500 ms from the first byte of a control message) or when one message takes longer
+// than kMessageTimeout in all (a client trickling bytes). docs/PROTOCOLS.md §1.2.
+constexpr auto kStallTimeout = std::chrono::milliseconds(500);
+constexpr auto kMessageTimeout = std::chrono::seconds(5);
+// Connections per listening endpoint (control, data, MS-sim command, MS-sim platform). A full
+// endpoint admits a new client by closing its connection idle longest -- on the control channel
+// always, elsewhere if that one has been idle kEvictAfterIdle -- so idle connections cannot
+// lock libvirt, swtpm_ioctl or a reconnecting VMM out. Never closed for a newcomer: the data
+// connection from CMD_SET_DATAFD, the control connection that passed it, and connections whose
+// loss ends the daemon (terminate).
+constexpr size_t kMaxPerEndpoint = 16;
+constexpr auto kEvictAfterIdle = std::chrono::seconds(1);
+constexpr int kListenBacklog = 64;
 // One read's worth: a whole TPM command (at most 4096 + 9 bytes) with room to spare. Allocated
 // without initialisation so untouched pages cost no memory per instance.
 constexpr size_t kReadChunk = 16 * 1024;
@@ -47,17 +60,44 @@ Status SetNonBlocking(int fd) {
   return Ok();
 }
 
+// A socket file left at |path| is replaced only when nobody listens on it: a second daemon
+// started by mistake must not take a running one's socket away.
+Status ClearStaleSocket(const std::string& path, const SocketAddress& addr) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0) {
+    return errno == ENOENT ? Ok() : SysFail("cannot inspect " + path, errno);
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    return Fail(Errc::kAlreadyExists,
+                fmt::format("{} exists and is not a socket; refusing to replace it (remove it or "
+                            "pick another path)",
+                            path));
+  }
+  UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!probe) return SysFail("socket(AF_UNIX)", errno);
+  if (connect(probe.get(), addr.get(), addr.length) == 0 || errno == EAGAIN) {
+    return Fail(Errc::kBusy,
+                fmt::format("{} is in use: a running process listens on it (another vtpm or swtpm "
+                            "for this VM?); stop it first or pick another path",
+                            path));
+  }
+  if (errno != ECONNREFUSED) return SysFail("cannot probe the existing socket " + path, errno);
+  if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return SysFail("cannot remove the stale socket " + path, errno);
+  }
+  return Ok();
+}
+
 Result<UniqueFd> ListenUnix(const std::string& path, mode_t mode) {
   VTPM_ASSIGN_OR_RETURN(const SocketAddress addr, UnixAddress(path));
   UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) return SysFail("socket(AF_UNIX)", errno);
-  struct stat st {};
-  if (lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(path.c_str());
+  VTPM_RETURN_IF_ERROR(ClearStaleSocket(path, addr));
   if (bind(fd.get(), addr.get(), addr.length) < 0) {
     return SysFail("cannot bind UNIX socket " + path, errno);
   }
   if (chmod(path.c_str(), mode) < 0) return SysFail("cannot chmod " + path, errno);
-  if (listen(fd.get(), 16) < 0) return SysFail("listen on " + path, errno);
+  if (listen(fd.get(), kListenBacklog) < 0) return SysFail("listen on " + path, errno);
   return fd;
 }
 
@@ -75,7 +115,7 @@ Result<UniqueFd> ListenTcp(const std::string& bindaddr, uint16_t port) {
     return SysFail(fmt::format("cannot bind TCP {}:{} (in use? pick another port)", bindaddr, port),
                    errno);
   }
-  if (listen(fd.get(), 16) < 0) return SysFail("listen", errno);
+  if (listen(fd.get(), kListenBacklog) < 0) return SysFail("listen", errno);
   return fd;
 }
 
@@ -86,6 +126,8 @@ struct Listener {
   bool terminate;    // connections from here end the daemon when they close
   std::string path;  // UNIX socket file to unlink at exit
   bool mssim_platform = false;
+  size_t open = 0;  // connections accepted here and still open
+  const char* name = "";
 };
 
 // The epoll id of the signalfd (ids below 999 are listeners, from 1000 on connections).
@@ -97,10 +139,14 @@ struct Connection {
   ChannelKind kind;
   bool unix_socket;
   bool terminate;
-  bool is_datafd = false;  // the CMD_SET_DATAFD connection
+  bool is_datafd = false;          // the CMD_SET_DATAFD connection
+  bool pinned = false;             // never closed to make room (see kMaxPerEndpoint)
+  std::optional<size_t> listener;  // where it was accepted (counts against its quota)
   Bytes out;
   size_t out_pos = 0;
-  Clock::time_point mid_since{};
+  Clock::time_point mid_since{};   // the first byte of the unfinished message
+  Clock::time_point last_byte{};   // the last byte received
+  Clock::time_point idle_since{};  // the last finished message (or the accept)
   bool mid = false;
   bool want_out = false;  // registered for EPOLLOUT (and not EPOLLIN) right now
 };
@@ -120,6 +166,7 @@ class Server::Impl : public ServerHooks {
 
   Status AddListener(const Endpoint& ep, ChannelKind kind) {
     Listener l{UniqueFd(), kind, false, ep.terminate, {}};
+    l.name = kind == ChannelKind::kCtrl ? "control" : "data";
     switch (ep.kind) {
       case Endpoint::Kind::kNone:
         return Ok();
@@ -155,11 +202,21 @@ class Server::Impl : public ServerHooks {
     return Ok();
   }
 
-  Status AddMssim(const std::string& bindaddr, uint16_t port) {
+  // The command endpoint and the platform endpoint: TCP port and port + 1, or UNIX socket path
+  // and path.ctrl (tpm2-tss' mssim TCTI, path=...).
+  Status AddMssim(const DaemonConfig& cfg) {
     for (int i = 0; i < 2; ++i) {
       Listener l{UniqueFd(), ChannelKind::kMssim, false, false, {}};
-      VTPM_ASSIGN_OR_RETURN(l.fd, ListenTcp(bindaddr, static_cast<uint16_t>(port + i)));
       l.mssim_platform = i == 1;
+      l.name = l.mssim_platform ? "MS-simulator platform" : "MS-simulator command";
+      if (cfg.mssim_port) {
+        VTPM_ASSIGN_OR_RETURN(
+            l.fd, ListenTcp(cfg.mssim_bindaddr, static_cast<uint16_t>(*cfg.mssim_port + i)));
+      } else {
+        l.path = cfg.mssim_path + (l.mssim_platform ? ".ctrl" : "");
+        VTPM_ASSIGN_OR_RETURN(l.fd, ListenUnix(l.path, cfg.mssim_mode));
+        l.unix_socket = true;
+      }
       listeners_.push_back(std::move(l));
     }
     return Ok();
@@ -172,6 +229,9 @@ class Server::Impl : public ServerHooks {
     auto id = AddConnection(std::move(fd), ChannelKind::kData, true, cfg_.terminate);
     if (!id) return false;
     conns_[*id].is_datafd = true;
+    conns_[*id].pinned = true;
+    // The control connection that passed it is the VMM's own: keep it too.
+    if (auto owner = conns_.find(current_id_); owner != conns_.end()) owner->second.pinned = true;
     datafd_open_ = true;
     return true;
   }
@@ -183,14 +243,12 @@ class Server::Impl : public ServerHooks {
  private:
   std::optional<uint64_t> AddConnection(UniqueFd fd, ChannelKind kind, bool unix_socket,
                                         bool terminate) {
-    if (conns_.size() >= kMaxConnections) {
-      log_->warn("too many connections ({}); refusing a new one", conns_.size());
-      return std::nullopt;
-    }
     Connection c;
     c.kind = kind;
     c.unix_socket = unix_socket;
     c.terminate = terminate;
+    c.pinned = terminate;  // closing it would end the daemon
+    c.idle_since = Clock::now();
     switch (kind) {
       case ChannelKind::kCtrl:
         c.session = std::make_unique<CtrlSession>(service_, unix_socket);
@@ -199,7 +257,7 @@ class Server::Impl : public ServerHooks {
         c.session = std::make_unique<DataSession>(service_);
         break;
       case ChannelKind::kMssim:
-        c.session = std::make_unique<MssimSession>(service_);
+        c.session = std::make_unique<MssimSession>(service_, cfg_.mssim_locked);
         break;
     }
     uint64_t id = next_id_++;
@@ -226,6 +284,7 @@ class Server::Impl : public ServerHooks {
     if (it == conns_.end()) return;
     epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, it->second.fd.get(), nullptr);
     if (it->second.is_datafd) datafd_open_ = false;
+    if (it->second.listener) --listeners_[*it->second.listener].open;
     if (it->second.terminate) {
       log_->info("{} connection closed; terminating as requested",
                  it->second.kind == ChannelKind::kCtrl ? "control" : "data");
@@ -234,11 +293,59 @@ class Server::Impl : public ServerHooks {
     conns_.erase(it);
   }
 
-  void Accept(Listener& l) {
+  // The connection accepted at listener |li| to close for a newcomer, if any (kMaxPerEndpoint).
+  std::optional<uint64_t> EvictionVictim(size_t li, Clock::time_point now) const {
+    std::optional<uint64_t> victim;
+    Clock::time_point oldest = Clock::time_point::max();
+    for (const auto& [id, c] : conns_) {
+      if (c.listener != li || c.pinned) continue;
+      const auto since = c.mid ? c.mid_since : c.idle_since;
+      if (since < oldest) {
+        oldest = since;
+        victim = id;
+      }
+    }
+    const bool always = listeners_[li].kind == ChannelKind::kCtrl;  // a new control client gets in
+    if (victim && !always && now - oldest < kEvictAfterIdle) return std::nullopt;
+    return victim;
+  }
+
+  // Accepts what is waiting (a bounded batch, so one endpoint cannot starve the others).
+  void AcceptSome(size_t li) {
+    for (int i = 0; i < 16 && AcceptOne(li); ++i) {
+    }
+  }
+
+  bool AcceptOne(size_t li) {
+    Listener& l = listeners_[li];
     UniqueFd fd(accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-    if (!fd) return;
+    if (!fd) return false;
+    if (l.open >= kMaxPerEndpoint) {
+      const auto now = Clock::now();
+      auto victim = EvictionVictim(li, now);
+      if (!victim) {
+        if (ShouldLogOccurrence(++refused_)) {
+          log_->warn(
+              "{} endpoint full ({} connections, all busy or kept); refused a new client "
+              "({} refused so far)",
+              l.name, l.open, refused_);
+        }
+        return true;  // fd closes: the client sees the connection end at once
+      }
+      if (ShouldLogOccurrence(++evicted_)) {
+        log_->warn(
+            "{} endpoint full ({} connections); closed the one idle longest for a new "
+            "client ({} closed so far)",
+            l.name, l.open, evicted_);
+      }
+      Close(*victim);
+    }
     bool term = l.terminate || (l.kind == ChannelKind::kData && cfg_.terminate);
-    AddConnection(std::move(fd), l.kind, l.unix_socket, term);
+    auto id = AddConnection(std::move(fd), l.kind, l.unix_socket, term);
+    if (!id) return true;
+    conns_[*id].listener = li;
+    ++l.open;
+    return true;
   }
 
   // Reads one chunk, runs the session, flushes. Returns false if the connection was closed.
@@ -274,9 +381,14 @@ class Server::Impl : public ServerHooks {
       return;
     }
     if (passed) c.session->OnFd(std::move(passed));
+    current_id_ = id;
     c.session->OnChunk(std::span<uint8_t>(buf_.get(), static_cast<size_t>(n)), c.out);
-    bool mid = c.session->mid_message();
-    if (mid && !c.mid) c.mid_since = Clock::now();
+    current_id_ = 0;
+    const auto now = Clock::now();
+    const bool mid = c.session->mid_message();
+    if (mid && !c.mid) c.mid_since = now;
+    if (!mid) c.idle_since = now;
+    c.last_byte = now;
     c.mid = mid;
     if (mid && !c.unix_socket) {
       // Acknowledge the part we have now. Clients that send a message in two writes (tpm2-tss'
@@ -324,15 +436,35 @@ class Server::Impl : public ServerHooks {
     }
   }
 
+  // When a connection stuck mid-message is to be dropped.
+  static Clock::time_point StallDeadline(const Connection& c) {
+    return std::min(c.last_byte + kStallTimeout, c.mid_since + kMessageTimeout);
+  }
+
+  // The epoll_wait timeout (ms) until the next stall deadline; -1 when nothing is mid-message.
+  int NextTimeoutMs() const {
+    std::optional<Clock::time_point> next;
+    for (const auto& [id, c] : conns_) {
+      if (c.mid) next = std::min(next.value_or(Clock::time_point::max()), StallDeadline(c));
+    }
+    if (!next) return -1;
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(*next - Clock::now()).count();
+    return static_cast<int>(std::clamp<decltype(left)>(left, 0, 60'000));
+  }
+
   void DropStalled() {
-    auto now = Clock::now();
+    const auto now = Clock::now();
     std::vector<uint64_t> stalled;
     for (auto& [id, c] : conns_) {
-      if (c.mid && now - c.mid_since > kPartialMessageTimeout) stalled.push_back(id);
+      if (c.mid && now >= StallDeadline(c)) stalled.push_back(id);
     }
     for (uint64_t id : stalled) {
-      log_->warn("dropping a connection stuck mid-message for over {} s",
-                 kPartialMessageTimeout.count());
+      if (ShouldLogOccurrence(++stalled_)) {
+        log_->warn(
+            "closed a connection stuck mid-message (nothing for {} ms, or {} s in all; "
+            "{} so far)",
+            kStallTimeout.count(), kMessageTimeout.count(), stalled_);
+      }
       Close(id);
     }
   }
@@ -353,6 +485,8 @@ class Server::Impl : public ServerHooks {
   UniqueFd epoll_;
   UniqueFd signal_fd_;
   uint64_t next_id_ = 1000;  // ids below belong to listeners and the signalfd
+  uint64_t current_id_ = 0;  // the connection whose bytes the sessions are handling
+  uint64_t refused_ = 0, evicted_ = 0, stalled_ = 0;  // for rate-limited warnings
   bool datafd_open_ = false;
   bool exit_ = false;
 };
@@ -389,10 +523,8 @@ Status Server::Impl::Prepare() {
 Status Server::Impl::Run() {
   std::array<epoll_event, 32> events;
   while (!exit_) {
-    bool any_mid = false;
-    for (auto& [id, c] : conns_) any_mid |= c.mid;
-    int n = epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()),
-                       any_mid ? 500 : -1);
+    const int timeout_ms = NextTimeoutMs();
+    int n = epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), timeout_ms);
     if (n < 0) {
       if (errno == EINTR) continue;
       return SysFail("epoll_wait", errno);
@@ -407,7 +539,7 @@ Status Server::Impl::Run() {
           exit_ = true;
         }
       } else if (id < listeners_.size()) {
-        Accept(listeners_[id]);
+        AcceptSome(static_cast<size_t>(id));
       } else if (conns_.count(id) != 0) {
         if (what & EPOLLOUT) {
           Flush(id);
@@ -416,7 +548,7 @@ Status Server::Impl::Run() {
         }
       }
     }
-    if (any_mid) DropStalled();
+    if (timeout_ms >= 0) DropStalled();
   }
   // Best effort: send what is queued (e.g. the reply to CMD_SHUTDOWN) before leaving.
   for (auto& [id, c] : conns_) {
@@ -433,7 +565,7 @@ Result<std::unique_ptr<Server>> Server::Create(const DaemonConfig& cfg, TpmServi
   auto impl = std::make_unique<Impl>(cfg, service, std::move(log));
   VTPM_RETURN_IF_ERROR(impl->AddListener(cfg.ctrl, ChannelKind::kCtrl));
   VTPM_RETURN_IF_ERROR(impl->AddListener(cfg.server, ChannelKind::kData));
-  if (cfg.mssim_port) VTPM_RETURN_IF_ERROR(impl->AddMssim(cfg.mssim_bindaddr, *cfg.mssim_port));
+  if (cfg.mssim()) VTPM_RETURN_IF_ERROR(impl->AddMssim(cfg));
   service->set_hooks(impl.get());
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }

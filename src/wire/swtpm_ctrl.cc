@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -222,9 +223,8 @@ Bytes EncodeCtrlResponse(const CtrlResponse& response) {
         if constexpr (std::is_same_v<T, CtrlU32Reply>) {
           w.U32(b.value);
         } else if constexpr (std::is_same_v<T, CtrlEstablishedReply>) {
-          w.U8(b.established ? 1 : 0);
-          w.U8(0);
-          w.U16(0);
+          w.U8(b.bit);
+          w.Append(b.padding);
         } else if constexpr (std::is_same_v<T, CtrlBufferSizeReply>) {
           w.U32(b.current);
           w.U32(b.min);
@@ -284,8 +284,11 @@ Result<CtrlResponseBody> DecodeReplyBody(ReplyShape shape, ByteReader& r) {
       return CtrlU32Reply{v};
     }
     case ReplyShape::kEstablished: {
-      VTPM_ASSIGN_OR_RETURN(const uint8_t v, r.U8());
-      return CtrlEstablishedReply{(v & 1) != 0};
+      CtrlEstablishedReply b;
+      VTPM_ASSIGN_OR_RETURN(b.bit, r.U8());
+      VTPM_ASSIGN_OR_RETURN(const ByteSpan pad, r.Take(b.padding.size()));
+      std::copy(pad.begin(), pad.end(), b.padding.begin());
+      return b;
     }
     case ReplyShape::kBufferSize: {
       CtrlBufferSizeReply b;
@@ -325,6 +328,11 @@ Result<CtrlResponse> DecodeCtrlResponse(CtrlCmd cmd, ByteSpan bytes) {
   VTPM_ASSIGN_OR_RETURN(resp.result, r.U32());
   if (!r.empty()) {
     VTPM_ASSIGN_OR_RETURN(resp.body, DecodeReplyBody(ReplyShapeOf(cmd), r));
+  }
+  if (!r.empty()) {  // every byte is a field: nothing is dropped between decode and encode
+    return Fail(Errc::kInvalidArgument,
+                fmt::format("{}: {} response bytes left undecoded",
+                            CtrlCmdName(static_cast<uint32_t>(cmd)), r.remaining()));
   }
   return resp;
 }

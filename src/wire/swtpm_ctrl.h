@@ -11,6 +11,7 @@
 //    1 byte: swtpm treats one read() as one message and ignores the surplus, and so do we.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -138,8 +139,10 @@ Result<CtrlRequest> DecodeCtrlRequest(uint32_t code, ByteSpan fixed);
 struct CtrlU32Reply {  // GET_CAPABILITY caps, GET_CONFIG flags
   uint32_t value = 0;
 };
-struct CtrlEstablishedReply {  // GET_TPMESTABLISHED: u8 bit + 3 bytes padding
-  bool established = false;
+struct CtrlEstablishedReply {        // GET_TPMESTABLISHED: u8 bit + 3 bytes padding
+  uint8_t bit = 0;                   // any non-zero value means "established" (QEMU tests bit != 0)
+  std::array<uint8_t, 3> padding{};  // zero from us; kept as received so nothing is lost
+  bool established() const { return bit != 0; }
 };
 struct CtrlBufferSizeReply {
   uint32_t current = 0, min = 0, max = 0;

@@ -22,6 +22,7 @@ from itlib import connect, tpm_response  # noqa: E402
 
 STARTUP_CLEAR = bytes.fromhex("80010000000c000001440000")
 STARTUP_STATE = bytes.fromhex("80010000000c000001440001")
+GETRANDOM_8 = bytes.fromhex("80010000000c0000017b0008")
 TPM12_STARTUP_CLEAR = bytes.fromhex("00c10000000c000000990001")
 TPM12_GETRANDOM_8 = bytes.fromhex("00c10000000e0000004600000008")
 
@@ -143,6 +144,41 @@ def main():
         if not swtpm:
             c.check("its error names the state directory", st in err, err)
         c.eq("first daemon still serves", rc(send(d1 + "/data", STARTUP_CLEAR)), 0)
+
+        # A second daemon on the same socket paths (same state, or another state and no
+        # not-need-init) must leave the running daemon's sockets alone.
+        second = (("same state", st, ["--flags", "not-need-init"]),
+                  ("another state", os.path.join(tmp, "other-state"), []))
+        if swtpm:
+            print("note: swtpm 0.7.1 removes a running daemon's socket; not checked against it")
+            second = ()
+        for label, st2, flags in second:
+            os.makedirs(st2, exist_ok=True)
+            p3 = spawn(argv0 + ["--tpm2", "--tpmstate", "dir=" + st2, "--ctrl",
+                                "type=unixio,path=" + d1 + "/ctrl", "--server",
+                                "type=unixio,path=" + d1 + "/data"] + flags)
+            procs.append(p3)
+            try:
+                code = p3.wait(10)
+            except subprocess.TimeoutExpired:
+                code = None
+                p3.kill()
+                p3.wait()
+            c.check("second daemon on the same sockets (%s) exits non-zero" % label,
+                    code not in (0, None), "exit %r" % code)
+            c.check("... the first daemon's sockets are still there (%s)" % label,
+                    os.path.exists(d1 + "/ctrl") and os.path.exists(d1 + "/data"))
+            c.eq("... and the first daemon still answers on them (%s)" % label,
+                 rc(send(d1 + "/data", GETRANDOM_8)), 0)
+        p1.send_signal(signal.SIGTERM)
+        p1.wait(10)
+        # A socket file left by a daemon that died (kill -9) is replaced.
+        p1, d1, st = daemon("stale")
+        wait_socket(d1 + "/data", p1)
+        p1.kill()
+        p1.wait()
+        p1, d1, _ = daemon("stale", state=st)
+        c.check("a stale socket left by kill -9 is replaced", wait_socket(d1 + "/data", p1))
         p1.send_signal(signal.SIGTERM)
         p1.wait(10)
 

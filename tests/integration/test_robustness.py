@@ -121,6 +121,36 @@ def run(ck, tmp, daemons):
     s.close()
     ck.eq("ctrl: silent client, next client gets GET_CAPABILITY", ctrl(be32(1)), caps)
 
+    # Strictness as swtpm 0.7.1 (measured): a command without a body followed by more bytes in
+    # the same read is refused with 0x03 and not run (GET_CAPABILITY ignores them), after the
+    # "not running" check; SET_DATAFD without an fd is TPM_IOERROR; HASH_DATA without HASH_START
+    # is accepted by both (libtpms ignores it).
+    for code, name in ((4, "GET_TPMESTABLISHED"), (6, "HASH_START"), (8, "HASH_END"),
+                       (9, "CANCEL_TPM_CMD"), (0x0A, "STORE_VOLATILE"), (0x0F, "GET_CONFIG"),
+                       (0x0E, "STOP"), (3, "SHUTDOWN")):
+        ck.eq("ctrl: %s + 1 surplus byte -> 00000003" % name, ctrl(be32(code) + b"\0"), "00000003")
+    ck.check("ctrl: ... and neither STOP nor SHUTDOWN ran", d.alive() and
+             getrandom_ok(data(getrandom_cmd(8)), 8))
+    ck.eq("ctrl: GET_CAPABILITY + 1 surplus byte -> answered", ctrl(be32(1) + b"\0"), caps)
+    ck.eq("ctrl: SET_DATAFD without an fd -> 0000001f (TPM_IOERROR)", ctrl(be32(0x10)), "0000001f")
+    ck.eq("ctrl: HASH_DATA without HASH_START -> 00000000 (as swtpm 0.7.1)",
+          ctrl(be32(7, 4) + b"abcd"), "00000000")
+    # A half-sent control message: swtpm waits 500 ms, then closes without an answer.
+    s = connect(*d.ctrl_addr)
+    t0 = time.monotonic()
+    s.sendall(be32(2) + b"\0")
+    got, closed = recv_all_idle(s, first_timeout=8.0)
+    waited = time.monotonic() - t0
+    s.close()
+    ck.check("ctrl: half-sent INIT is closed unanswered within 2 s (swtpm: 0.5 s)",
+             got == b"" and closed and waited < 2.0,
+             "got %s closed=%s after %.2f s" % (got.hex(), closed, waited))
+
+    if itlib.is_swtpm():
+        print("note: swtpm 0.7.1 serves one client at a time; the connection quotas are vtpm's")
+    else:
+        check_quotas(ck, d, ctrl, data)
+
     # --- data channel -----------------------------------------------------------------
     r = data(getrandom_cmd(8))
     ck.check("data: GetRandom(8) works", getrandom_ok(r, 8), r.hex())
@@ -195,6 +225,75 @@ def run(ck, tmp, daemons):
     ck.check("data: GetRandom after Startup on the same connection", getrandom_ok(r3, 8), r3.hex())
     ck.eq("ctrl: SHUTDOWN -> 00000000", ctrl(be32(3)), "00000000")
     ck.check("ctrl: daemon exits after SHUTDOWN", d.wait_exit(10.0))
+
+
+def roundtrip(s, cmd):
+    s.settimeout(5.0)
+    s.sendall(cmd)
+    return tpm_response(s)
+
+
+def check_quotas(ck, d, ctrl, data):
+    """64 idle connections on each channel do not lock new clients out (16 per endpoint: a new
+    control client gets in at once, a data client once an idle one has been idle for 1 s), and
+    the refusals are logged a bounded number of times."""
+    def connect_retrying(kind, addr):
+        for _ in range(200):  # a full UNIX backlog answers EAGAIN: try again, as a flooder would
+            try:
+                return connect(kind, addr)
+            except BlockingIOError:
+                time.sleep(0.01)
+        return connect(kind, addr)
+
+    # The VMM's own connections are never closed for newcomers: the control connection that
+    # passed a data fd (CMD_SET_DATAFD, as QEMU does) and that data connection.
+    vmm_ctrl = connect(*d.ctrl_addr)
+    vmm_data, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    socket.send_fds(vmm_ctrl, [be32(0x10)], [theirs.fileno()])
+    theirs.close()
+    ck.eq("quota: SET_DATAFD with an fd -> 00000000", itlib.recv_exact(vmm_ctrl, 4).hex(),
+          "00000000")
+    idle = [vmm_ctrl, vmm_data]
+    try:
+        for _ in range(64):
+            idle.append(connect_retrying(*d.ctrl_addr))
+        ck.eq("quota: with 64 idle control connections a new control client is answered",
+              ctrl(be32(1))[:4], "00000000")
+        vmm_ctrl.sendall(be32(1))
+        ck.eq("quota: the VMM's control connection (it passed the data fd) is kept",
+              recv_all_idle(vmm_ctrl, first_timeout=5.0, idle=0.1)[0].hex()[:8], "00000000")
+        r = roundtrip(vmm_data, getrandom_cmd(8))
+        ck.check("quota: the VMM's data connection is kept", getrandom_ok(r, 8), r.hex())
+        for _ in range(64):
+            idle.append(connect_retrying(*d.data_addr))
+        time.sleep(1.2)  # idle for longer than the 1 s after which one may be closed
+        r = data(getrandom_cmd(8))
+        ck.check("quota: with 64 idle data connections a new data client is served",
+                 getrandom_ok(r, 8), r.hex())
+        # the connections closed to make room (or refused) see EOF; the others still work
+        open_ones = []
+        for i, s in enumerate(idle[2:], start=0):
+            s.settimeout(0.0)
+            try:
+                if s.recv(1) != b"":
+                    open_ones.append(i)
+            except (BlockingIOError, socket.timeout):
+                open_ones.append(i)
+            except OSError:
+                pass
+        ck.check("quota: at most 16 stay open per endpoint (%d of 128 open)" % len(open_ones),
+                 len(open_ones) <= 32, open_ones)
+        data_open = [i for i in open_ones if i >= 64]
+        ck.check("quota: idle data connections that were kept still work",
+                 data_open and all(getrandom_ok(roundtrip(idle[2 + i], getrandom_cmd(8)), 8)
+                                   for i in data_open), data_open)
+    finally:
+        for s in idle:
+            s.close()
+    with open(d.log, errors="replace") as f:
+        warnings = [line for line in f if "endpoint full" in line]
+    ck.check("quota: refusals are logged, rate-limited (%d lines for 96+ events)" % len(warnings),
+             0 < len(warnings) <= 30, "".join(warnings[-5:]))
 
 
 if __name__ == "__main__":

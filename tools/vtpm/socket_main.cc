@@ -191,6 +191,14 @@ int RunSocket(const SocketArgs& a) {
   svc_opts.allow_set_locality = cfg.allow_set_locality;
   daemon::TpmService service(eng->get(), store->get(), svc_opts, *log);
 
+  if (cfg.not_need_init && !runas) {
+    // The TPM runs from launch, so the state lock is needed now: take it before any socket is
+    // bound or a stale one removed, so a second daemon for the same state leaves the first
+    // one's sockets alone. (Without not-need-init the lock comes with CMD_INIT, as in swtpm;
+    // with --runas it is taken as that user, once privileges are dropped, so the lock file is
+    // the user's. Either way the server's probe refuses a socket a live process listens on.)
+    if (auto st = (*store)->Lock(); !st) return Die(st.error().message);
+  }
   auto server = daemon::Server::Create(cfg, &service, *log);
   if (!server) return Die(server.error().message);
   if (runas) {
@@ -259,8 +267,10 @@ Runner AddSocketCommand(CLI::App& app) {
   sub->add_option("--server", args->server,
                   "type=tcp,port=<n>[,bindaddr=..] | type=unixio,path=<p>[,mode=..] | fd=<n>");
   sub->add_option("--mssim", args->mssim,
-                  "port=<n>[,bindaddr=127.0.0.1]: serve the MS-simulator protocol (command "
-                  "port n, platform port n+1)");
+                  "port=<n>[,bindaddr=127.0.0.1] | path=<socket>[,mode=0600] [,locked]: serve "
+                  "the MS-simulator protocol (command port n and platform port n+1, or UNIX "
+                  "sockets <socket> and <socket>.ctrl as tpm2-tss' mssim:path= names them); "
+                  "locked refuses power-off, reset, TPM_STOP, the H-CRTM hash and locality 4");
   sub->add_option("--flags", args->flags,
                   "not-need-init,startup-clear|startup-state|startup-deactivated|startup-none,"
                   "disable-auto-shutdown");

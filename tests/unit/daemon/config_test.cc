@@ -44,6 +44,27 @@ TEST(Config, BadValuesNameTheProblem) {
   EXPECT_FALSE(ParseTpmState("mode=0600", c).has_value());
 }
 
+TEST(Config, MssimTcpOrUnixEndpointsAndLocked) {
+  DaemonConfig t;
+  ASSERT_TRUE(ParseMssim("port=2321,bindaddr=::1", t).has_value());
+  EXPECT_EQ(t.mssim_port, 2321);
+  EXPECT_EQ(t.mssim_bindaddr, "::1");
+  EXPECT_FALSE(t.mssim_locked);
+  EXPECT_TRUE(t.mssim());
+  DaemonConfig u;
+  ASSERT_TRUE(ParseMssim("path=/run/vtpm/sim,mode=0660,locked", u).has_value());
+  EXPECT_EQ(u.mssim_path, "/run/vtpm/sim");
+  EXPECT_EQ(u.mssim_mode, 0660u);
+  EXPECT_TRUE(u.mssim_locked);
+  EXPECT_FALSE(u.mssim_port);
+  DaemonConfig both, neither, bad;
+  auto e = ParseMssim("port=2321,path=/x", both);
+  ASSERT_FALSE(e.has_value());
+  EXPECT_NE(e.error().message.find("either port="), std::string::npos);
+  EXPECT_FALSE(ParseMssim("locked", neither).has_value());
+  EXPECT_FALSE(ParseMssim("path=/x,locked=yes", bad).has_value());
+}
+
 TEST(Config, TpmStateFsyncIsOnUnlessTurnedOff) {
   DaemonConfig c;
   ASSERT_TRUE(ParseTpmState("dir=/x,fsync", c).has_value());

@@ -26,7 +26,7 @@ TEST(CtrlSession, OverTcpSetDatafdIsAdvertisedLikeSwtpmButFails) {
   SessionFixture f;
   CtrlSession s(&f.service, /*fd_passing=*/false);
   EXPECT_EQ(f.Feed(s, {"00000001"}), Hex("00000000 0001ffff"));
-  EXPECT_EQ(f.Feed(s, {"00000010"}), Hex("00000009"));
+  EXPECT_EQ(f.Feed(s, {"00000010"}), Hex("0000001f"));  // TPM_IOERROR, as swtpm 0.7.1
 }
 
 TEST(CtrlSession, Tpm12CapabilityOmitsSendCommandHeader) {
@@ -89,6 +89,24 @@ TEST(CtrlSession, InitWithSurplusBytesIsBadParameter) {
   Ctrl c;
   EXPECT_EQ(c.Do({"00000002 00000000 00"}), Hex("00000003"));
   EXPECT_FALSE(c.eng->running());
+}
+
+// swtpm 0.7.1: a command without a body followed by more bytes in the same read is refused with
+// BAD_PARAMETER and not run -- after the "not running" check; GET_CAPABILITY ignores them.
+TEST(CtrlSession, BodilessCommandsWithSurplusBytesAreRefusedAndNotRun) {
+  Ctrl c;
+  EXPECT_EQ(c.Do({"00000002 00000000"}), Hex("00000000"));
+  for (const char* cmd : {"00000004 00", "00000006 00", "00000008 00", "00000009 00", "0000000a 00",
+                          "0000000f 00", "0000000e 00", "00000003 00"}) {
+    EXPECT_EQ(c.Do({cmd}), Hex("00000003")) << cmd;
+  }
+  EXPECT_TRUE(c.eng->running()) << "neither STOP nor SHUTDOWN ran";
+  EXPECT_FALSE(c.hooks.exit_requested);
+  EXPECT_FALSE(c.s.wants_close());
+  EXPECT_EQ(c.Do({"00000001 00"}), Hex("00000000 0001ffff"));
+  EXPECT_EQ(c.Do({"0000000e"}), Hex("00000000"));  // STOP
+  EXPECT_EQ(c.Do({"00000004 00"}), Hex("0000000a")) << "not running comes first";
+  EXPECT_EQ(c.Do({"0000000f 00"}), Hex("00000003"));
 }
 
 TEST(CtrlSession, CommandSplitAcrossReadsIsReassembled) {
@@ -179,7 +197,8 @@ TEST(CtrlSession, OversizedStateBlobIsRefusedAndTheConnectionClosed) {
 
 TEST(CtrlSession, SetDatafdWithoutAnFdFails) {
   Ctrl c;
-  EXPECT_EQ(c.Do({"00000010"}), Hex("00000009"));
+  EXPECT_EQ(c.Do({"00000010"}), Hex("0000001f"));  // swtpm 0.7.1: TPM_IOERROR
+  EXPECT_TRUE(c.hooks.adopted.empty());
 }
 
 TEST(CtrlSession, SetDatafdHandsTheFdToTheServerOnce) {

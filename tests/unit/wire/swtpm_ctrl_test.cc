@@ -138,6 +138,23 @@ TEST(SwtpmCtrlCodec, ErrorsAreOnlyTheResultExceptGetStateBlobOnARunningTpm) {
   EXPECT_EQ(ToHex(EncodeCtrlResponse({0xa, {}})), "0000000a");
 }
 
+// Found by ctrl_response_fuzz: a peer's non-zero padding or a "bit" other than 1 was normalised
+// away on decode, so what a client relayed was not what the server sent. Now every byte is kept,
+// and any non-zero bit counts as established (as QEMU reads it).
+TEST(SwtpmCtrlCodec, EstablishedReplyKeepsEveryByte) {
+  for (const char* hex : {"00000000 00000006", "00000000 02000000", "00000000 01ffffff"}) {
+    auto r = DecodeCtrlResponse(CtrlCmd::kGetTpmEstablished, Hex(hex));
+    ASSERT_TRUE(r) << hex;
+    EXPECT_EQ(ToHex(EncodeCtrlResponse(*r)), ToHex(Hex(hex)));
+  }
+  EXPECT_FALSE(std::get<CtrlEstablishedReply>(
+                   DecodeCtrlResponse(CtrlCmd::kGetTpmEstablished, Hex("00000000 00000006"))->body)
+                   .established());
+  EXPECT_TRUE(std::get<CtrlEstablishedReply>(
+                  DecodeCtrlResponse(CtrlCmd::kGetTpmEstablished, Hex("00000000 02000000"))->body)
+                  .established());
+}
+
 TEST(SwtpmCtrlCodec, MalformedInputIsRefused) {
   EXPECT_FALSE(DecodeCtrlRequest(0x63, {}));                 // unknown code
   EXPECT_FALSE(DecodeCtrlRequest(0x02, Hex("000000")));      // INIT body too short
