@@ -7,11 +7,11 @@
 // its own, and interleaved with each cheap command, which is what the daemons' overhead is
 // compared with). The cheap commands and the ping-pong again with client and daemons on the same
 // CPU (placements). Real clients (tpm2-tools, one process per command; vtpm_esys_client, one
-// process on tpm2-tss ESYS) through the swtpm TCTI (UNIX, TCP) and the mssim TCTI (TCP). The device
-// path: GetRandom through the TIS registers with the in-process, vtpm-socket and swtpm-socket
-// backends. Also: start-to-first-response next to its floor (bench/startup_floor), RSS/PSS of one
-// idle instance and of 50 started at once; acknowledged state writes (NV_Increment, with and
-// without vtpm's fsync). --only SECTIONS runs a subset; --help lists options and sections.
+// process on tpm2-tss ESYS) through the swtpm TCTI (UNIX, TCP) and the mssim TCTI (UNIX, TCP). The
+// device path: GetRandom through the TIS registers with the in-process, vtpm-socket and
+// swtpm-socket backends. Also: start-to-first-response next to its floor (bench/startup_floor),
+// RSS/PSS of one idle instance and of 50 started at once; acknowledged state writes (NV_Increment,
+// with and without vtpm's fsync). --only SECTIONS runs a subset; --help lists options and sections.
 // Every response is checked (size and response code; the clients' outputs): a fast error cannot
 // pass as a result.
 //
@@ -414,8 +414,11 @@ struct Endpoints {
   enum class Data { kUnix, kTcp, kNone };
   Data data = Data::kUnix;
   bool ctrl_tcp = false;  // control channel on TCP port P+1 (default: UNIX socket D.ctrl)
-  bool mssim = false;     // vtpm only: --mssim port=M (MS-simulator command port M, platform M+1)
+  // vtpm only: --mssim port=M (command port M, platform M+1), or with mssim_unix --mssim path=S
+  // (command socket S, platform socket S.ctrl, as tpm2-tss' mssim:path=S connects).
+  bool mssim = false;
   std::string flags = "not-need-init,startup-clear";  // empty: no --flags (waits for CMD_INIT)
+  bool mssim_unix = false;
 };
 
 class RunningDaemon {
@@ -444,7 +447,10 @@ class RunningDaemon {
     } else {
       argv.insert(argv.end(), {"--ctrl", "type=unixio,path=" + ctrl_path_});
     }
-    if (e.mssim) {
+    if (e.mssim && e.mssim_unix) {
+      mssim_path_ = (dir / "sim").string();
+      argv.insert(argv.end(), {"--mssim", "path=" + mssim_path_});
+    } else if (e.mssim) {
       mssim_port_ = FreePortPair();
       argv.insert(argv.end(), {"--mssim", "port=" + std::to_string(mssim_port_)});
     }
@@ -473,7 +479,10 @@ class RunningDaemon {
     if (endpoints_.data != Endpoints::Data::kNone) {
       wait([&] { return port_ ? ConnectTcp(port_) : ConnectUnix(data_path_); }, "data channel");
     }
-    if (endpoints_.mssim) {
+    if (endpoints_.mssim && endpoints_.mssim_unix) {
+      wait([&] { return ConnectUnix(mssim_path_); }, "MS-simulator command socket");
+      wait([&] { return ConnectUnix(mssim_path_ + ".ctrl"); }, "MS-simulator platform socket");
+    } else if (endpoints_.mssim) {
       wait([&] { return ConnectTcp(mssim_port_); }, "MS-simulator command port");
       wait([&] { return ConnectTcp(static_cast<uint16_t>(mssim_port_ + 1)); },
            "MS-simulator platform port");
@@ -484,11 +493,12 @@ class RunningDaemon {
   const std::string& ctrl_path() const { return ctrl_path_; }
   uint16_t port() const { return port_; }
   uint16_t mssim_port() const { return mssim_port_; }
+  const std::string& mssim_path() const { return mssim_path_; }
 
  private:
   Endpoints endpoints_;
   Child child_;
-  std::string data_path_, ctrl_path_;
+  std::string data_path_, ctrl_path_, mssim_path_;
   uint16_t port_ = 0, ctrl_port_ = 0, mssim_port_ = 0;
 };
 
@@ -499,13 +509,11 @@ constexpr const char* kEsysGetRandom = "ESYS: Esys_GetRandom(8)";
 constexpr const char* kEsysPcrRead = "ESYS: Esys_PCR_Read(sha256:0)";
 constexpr const char* kToolGetRandom = "tpm2-tools: tpm2_getrandom 8";
 constexpr const char* kToolPcrRead = "tpm2-tools: tpm2_pcrread sha256:0";
-// tpm2-tss 3.2.1's mssim TCTI also takes path=P (command socket P, platform socket P.ctrl), but
-// neither daemon serves the MS-simulator platform protocol on a UNIX socket.
-constexpr const char* kMssimUnixNote =
-    "mssim TCTI over UNIX: not measured. tpm2-tss 3.2.1's mssim TCTI takes `mssim:path=P` "
-    "(command socket P, platform socket P.ctrl), but `vtpm socket --mssim` serves TCP only and "
-    "swtpm 0.7.1 has no MS-simulator platform port (against `--server type=unixio,path=P`, P.ctrl "
-    "is the swtpm control channel, and the TCTI's MS_SIM_NV_ON fails there).";
+// swtpm 0.7.1 has no MS-simulator platform endpoint, so the mssim TCTI runs against vtpm only.
+constexpr const char* kMssimSwtpmNote =
+    "swtpm 0.7.1 has no MS-simulator platform endpoint (against `--server type=unixio,path=P`, "
+    "P.ctrl is its control channel and the TCTI's MS_SIM_NV_ON fails there): the mssim rows are "
+    "vtpm's, compared above with vtpm's own swtpm-TCTI figure on the same transport.";
 
 struct Row {
   std::string section, command, transport, subject;
@@ -897,8 +905,9 @@ bool OnPath(const std::string& tool) {
 // Real clients through tpm2-tss TCTIs (issue 11): tpm2-tools, one process per command (start
 // included), and vtpm_esys_client, one process sending many commands through ESYS. Each against
 // vtpm and swtpm through the swtpm TCTI over UNIX (swtpm:path=D, control D.ctrl) and TCP
-// (swtpm:host=127.0.0.1,port=P, control P+1), and against vtpm through the mssim TCTI over TCP
-// (mssim:host=127.0.0.1,port=M, platform port M+1; swtpm 0.7.1 has no platform port). All TCTIs
+// (swtpm:host=127.0.0.1,port=P, control P+1), and against vtpm through the mssim TCTI over UNIX
+// (mssim:path=S, platform S.ctrl) and TCP (mssim:host=127.0.0.1,port=M, platform port M+1;
+// swtpm 0.7.1 has no platform port). All TCTIs
 // alternate command by command. The clients run on the client CPU, the daemons on the server CPU.
 void MeasureClients(const std::vector<Daemon>& daemons, const Options& o, const fs::path& work,
                     Report& report) {
@@ -915,7 +924,8 @@ void MeasureClients(const std::vector<Daemon>& daemons, const Options& o, const 
       Endpoints e;
       e.data = tcp ? Endpoints::Data::kTcp : Endpoints::Data::kUnix;
       e.ctrl_tcp = tcp;
-      e.mssim = tcp && d.name == "vtpm";
+      e.mssim = d.name == "vtpm";
+      e.mssim_unix = !tcp;
       running.push_back(std::make_unique<RunningDaemon>(
           d, work / (d.name + (tcp ? "-clients-tcp" : "-clients-unix")), e));
       RunningDaemon& r = *running.back();
@@ -926,7 +936,9 @@ void MeasureClients(const std::vector<Daemon>& daemons, const Options& o, const 
       } else {
         tctis.push_back({"swtpm TCTI, UNIX", "swtpm:path=" + r.data_path(), d.name});
       }
-      if (e.mssim) {
+      if (e.mssim && e.mssim_unix) {
+        tctis.push_back({"mssim TCTI, UNIX", "mssim:path=" + r.mssim_path(), d.name});
+      } else if (e.mssim) {
         tctis.push_back({"mssim TCTI, TCP",
                          fmt::format("mssim:host=127.0.0.1,port={}", r.mssim_port()), d.name});
       }
@@ -1260,7 +1272,7 @@ void PrintDevice(const Report& rep) {
 void PrintClients(const Report& rep) {
   if (!HasSection(rep, "clients")) return;
   const std::vector<std::string> labels = {"swtpm TCTI, UNIX", "swtpm TCTI, TCP",
-                                           "mssim TCTI, TCP"};
+                                           "mssim TCTI, UNIX", "mssim TCTI, TCP"};
   std::printf(
       "\n## Real clients through tpm2-tss TCTIs (per command: median, p99; paired, alternating "
       "TCTIs and daemons)\n\n");
@@ -1290,23 +1302,25 @@ void PrintClients(const Report& rep) {
     }
   }
   std::printf(
-      "\n## mssim TCTI vs swtpm TCTI on vtpm (both TCP, same daemon; issue 11's target: <= 1.2 "
-      "with the ESYS client)\n\n");
+      "\n## mssim TCTI vs swtpm TCTI on vtpm (same transport, same daemon; issue 11's target: "
+      "<= 1.2 with the ESYS client)\n\n");
   std::printf(
-      "| client: command | mssim median | swtpm TCTI median | mssim / swtpm TCTI |\n"
-      "|---|---:|---:|---:|\n");
+      "| client: command | transport | mssim median | swtpm TCTI median | mssim / swtpm TCTI |\n"
+      "|---|---|---:|---:|---:|\n");
   for (const char* cmd : {kToolGetRandom, kToolPcrRead, kEsysGetRandom, kEsysPcrRead}) {
-    const Row* m = rep.Find(cmd, "mssim TCTI, TCP", "vtpm");
-    const Row* w = rep.Find(cmd, "swtpm TCTI, TCP", "vtpm");
-    if (!m || !w) continue;
-    const bool tool = std::string_view(cmd).starts_with("tpm2-tools");
-    auto cell = [&](double v) {
-      return tool ? fmt::format("{:.2f} ms", v / 1000) : fmt::format("{:.1f} µs", v);
-    };
-    std::printf("| %s | %s | %s | **%.2f** |\n", cmd, cell(m->s.median).c_str(),
-                cell(w->s.median).c_str(), m->s.median / w->s.median);
+    for (const char* transport : {"UNIX", "TCP"}) {
+      const Row* m = rep.Find(cmd, fmt::format("mssim TCTI, {}", transport), "vtpm");
+      const Row* w = rep.Find(cmd, fmt::format("swtpm TCTI, {}", transport), "vtpm");
+      if (!m || !w) continue;
+      const bool tool = std::string_view(cmd).starts_with("tpm2-tools");
+      auto cell = [&](double v) {
+        return tool ? fmt::format("{:.2f} ms", v / 1000) : fmt::format("{:.1f} µs", v);
+      };
+      std::printf("| %s | %s | %s | %s | **%.2f** |\n", cmd, transport, cell(m->s.median).c_str(),
+                  cell(w->s.median).c_str(), m->s.median / w->s.median);
+    }
   }
-  std::printf("\n%s\n", kMssimUnixNote);
+  std::printf("\n%s\n", kMssimSwtpmNote);
 }
 
 void PrintStartupMemoryWrites(const Report& rep) {
@@ -1420,7 +1434,7 @@ Sections (in the order they run):
   device    GetRandom(32) through the TIS registers: in-process, vtpm socket and swtpm socket
             backends
   clients   tpm2-tools (one process per command) and vtpm_esys_client (ESYS, one process)
-            through the swtpm TCTI (UNIX, TCP) and the mssim TCTI (TCP; vtpm only)
+            through the swtpm TCTI (UNIX, TCP) and the mssim TCTI (UNIX, TCP; vtpm only)
   startup   process start until TPM2_Startup is answered, with its floor (startup_floor)
   writes    acknowledged state writes (TPM2_NV_Increment; vtpm with and without fsync)
   memory    RSS/PSS of one idle instance and of --instances instances

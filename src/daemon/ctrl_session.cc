@@ -42,19 +42,8 @@ CtrlResponse Result(uint32_t result) { return CtrlResponse{result, {}}; }
 // Commands without a body that swtpm 0.7.1 refuses (0x03, not run) when more bytes came with them
 // in the same read -- after its "not running" check. GET_CAPABILITY and SET_DATAFD ignore them.
 bool RefusesSurplus(CtrlCmd cmd) {
-  switch (cmd) {
-    case CtrlCmd::kShutdown:
-    case CtrlCmd::kGetTpmEstablished:
-    case CtrlCmd::kHashStart:
-    case CtrlCmd::kHashEnd:
-    case CtrlCmd::kCancelTpmCmd:
-    case CtrlCmd::kStoreVolatile:
-    case CtrlCmd::kStop:
-    case CtrlCmd::kGetConfig:
-      return true;
-    default:
-      return false;
-  }
+  return wire::CtrlFixedBodySize(static_cast<uint32_t>(cmd)) == 0u &&
+         cmd != CtrlCmd::kGetCapability && cmd != CtrlCmd::kSetDatafd;
 }
 
 bool NeedsRunning(CtrlCmd cmd) {

@@ -42,7 +42,7 @@ void SplitAccess(uint64_t offset, size_t length, uint32_t window_size, uint32_t 
 
 // Little-endian byte lanes of a register value (lanes 0..7; others read 0).
 inline uint8_t LaneByte(uint64_t value, uint32_t lane) {
-  return lane < 8 ? static_cast<uint8_t>(value >> (8 * lane)) : 0;
+  return lane < 8 ? static_cast<uint8_t>(value >> (8 * lane)) : uint8_t{0};
 }
 
 // Fills |out| with lanes [first_lane, first_lane + out.size()) of |value|: a read of part of a
