@@ -17,7 +17,7 @@ set(VTPM_CXX_HEADERS
     device/bus_device.h device/crb.h device/crb_state.h device/device_shell.h device/mmio.h
     device/regs.h device/tis.h device/tis_state.h device/tpm_backend.h
     engine/engine.h
-    state/blob.h state/dir_store.h state/nv_store.h
+    state/blob.h state/dir_store.h state/nv_store.h state/state_key.h
     wire/swtpm_ctrl.h wire/tpm_constants.h wire/tpm_header.h)
 foreach(_h IN LISTS VTPM_CXX_HEADERS)
   get_filename_component(_dir ${_h} DIRECTORY)

@@ -22,6 +22,7 @@ enum class Errc {
   kFailedPrecondition,  // called in the wrong state (e.g. engine not running)
   kTpm,                 // libtpms returned an error code (in tpm_rc)
   kUnsupported,
+  kWrongKey,  // a key (state encryption) does not open the data it was given
 };
 
 struct [[nodiscard]] Error {

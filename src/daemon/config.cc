@@ -225,7 +225,9 @@ std::string CapabilitiesJson(const std::string& version) {
                    "tpmstate-dir-backend-opt-fsync",
                    "cmdarg-mssim",
                    "cmdarg-seccomp",
-                   "cmdarg-chroot"};
+                   "cmdarg-chroot",
+                   "cmdarg-key-fd",
+                   "cmdarg-pwd-fd"};
   j["version"] = version;
   return j.dump();
 }

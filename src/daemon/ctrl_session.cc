@@ -181,8 +181,9 @@ void CtrlSession::FinishPayload(Bytes& out) {
     Reply(Result(payload_error_), out);
     return;
   }
-  const uint32_t type = std::get<wire::CtrlStateBlobBody>(request_.body).type;
-  const CtrlResponse r = payload_error_ != 0 ? Result(payload_error_) : SetStateBlob(type);
+  const auto& body = std::get<wire::CtrlStateBlobBody>(request_.body);
+  const uint32_t type = body.type;
+  const CtrlResponse r = payload_error_ != 0 ? Result(payload_error_) : SetStateBlob(body);
   service_->log()->debug("ctrl: CMD_SET_STATEBLOB type {} ({} bytes) -> 0x{:x}", type,
                          payload_.size(), r.result);
   payload_.clear();
@@ -190,17 +191,25 @@ void CtrlSession::FinishPayload(Bytes& out) {
   Reply(r, out);
 }
 
-CtrlResponse CtrlSession::SetStateBlob(uint32_t type) {
+CtrlResponse CtrlSession::SetStateBlob(const wire::CtrlStateBlobBody& body) {
   auto& log = service_->log();
-  auto st_type = BlobType(type);
+  auto st_type = BlobType(body.type);
   if (!st_type) return Result(wire::kPtmResBadParameter);
   Bytes raw;
   if (!payload_.empty()) {
-    auto decoded = state::DecodeStateBlob(payload_);
+    const ServiceOptions& o = service_->options();
+    auto decoded = state::DecodeStateBlob(payload_, o.state_key.get(), o.migration_key.get(),
+                                          (body.state_flags & wire::kPtmStateFlagEncrypted) != 0);
     if (!decoded) {
       log->warn("ctrl: CMD_SET_STATEBLOB: {}", decoded.error().message);
-      return Result(decoded.error().code == Errc::kUnsupported ? wire::kPtmResKeyNotFound
-                                                               : wire::kPtmResBadParameter);
+      switch (decoded.error().code) {
+        case Errc::kNotFound:
+          return Result(wire::kPtmResKeyNotFound);
+        case Errc::kWrongKey:
+          return Result(wire::kPtmResDecryptError);
+        default:
+          return Result(wire::kPtmResBadParameter);
+      }
     }
     raw = std::move(*decoded);
   }
@@ -253,7 +262,7 @@ CtrlResponse CtrlSession::Handle(const wire::CtrlRequest& req, size_t surplus) {
       eng.Stop();
       return Result(wire::kPtmResSuccess);
     case CtrlCmd::kGetConfig:
-      return CtrlResponse{wire::kPtmResSuccess, wire::CtrlU32Reply{0}};  // no file or migration key
+      return CtrlResponse{wire::kPtmResSuccess, wire::CtrlU32Reply{ConfigFlags()}};
     case CtrlCmd::kSetDatafd:
       return SetDatafd();
     case CtrlCmd::kSetBufferSize:
@@ -319,8 +328,9 @@ CtrlResponse CtrlSession::ResetTpmEstablished(uint8_t locality) {
 
 CtrlResponse CtrlSession::GetStateBlob(const wire::CtrlStateBlobBody& body) {
   // On a running TPM the reply always carries its header, whatever the result (as swtpm 0.7.1,
-  // which answers an unknown blob type with TPM_RETRY and empty lengths). state_flags DECRYPTED
-  // does not matter: we hold no encrypted blobs, so all are plain.
+  // which answers an unknown blob type with TPM_RETRY and empty lengths). With a (CBC) state key
+  // the blob inside is encrypted with it unless the caller asked for it DECRYPTED (QEMU does);
+  // with a migration key the whole is encrypted with that.
   wire::CtrlStateBlobReply reply;
   auto st_type = BlobType(body.type);
   if (!st_type) return CtrlResponse{wire::kPtmResRetry, std::move(reply)};
@@ -330,13 +340,26 @@ CtrlResponse CtrlSession::GetStateBlob(const wire::CtrlStateBlobBody& body) {
   if (!raw) {
     res = raw.error().code == Errc::kNotFound ? wire::kPtmResRetry : ResultFor(raw.error());
   } else {
-    blob = state::EncodeMigrationBlob(*raw);
+    const ServiceOptions& o = service_->options();
+    const bool decrypted = (body.state_flags & wire::kPtmStateFlagDecrypted) != 0;
+    const state::StateKey* state_key =
+        !decrypted && o.state_key && o.state_key->cipher() != state::StateCipher::kAes256Gcm
+            ? o.state_key.get()
+            : nullptr;
+    blob = state::EncodeMigrationBlob(*raw, state_key, o.migration_key.get());
+    if (state_key != nullptr) reply.state_flags = wire::kPtmStateFlagEncrypted;
   }
   const size_t start = std::min<size_t>(body.offset_or_length, blob.size());
   reply.data.assign(blob.begin() + static_cast<ptrdiff_t>(start), blob.end());
   reply.total_length = static_cast<uint32_t>(reply.data.size());
   if (*st_type == engine::StateType::kSaveState) service_->ReleaseLockForMigration();
   return CtrlResponse{res, std::move(reply)};
+}
+
+uint32_t CtrlSession::ConfigFlags() const {
+  const ServiceOptions& o = service_->options();
+  return (o.state_key ? wire::kPtmConfigFlagFileKey : 0u) |
+         (o.migration_key ? wire::kPtmConfigFlagMigrationKey : 0u);
 }
 
 CtrlResponse CtrlSession::SetDatafd() {

@@ -47,7 +47,8 @@ class CtrlSession final : public Session {
   wire::CtrlResponse SetDatafd();
   wire::CtrlResponse SetBufferSize(uint32_t wanted);
   wire::CtrlResponse GetInfo(const wire::CtrlGetInfoBody& body);
-  wire::CtrlResponse SetStateBlob(uint32_t type);
+  wire::CtrlResponse SetStateBlob(const wire::CtrlStateBlobBody& body);
+  uint32_t ConfigFlags() const;
 
   TpmService* service_;
   bool fd_passing_;

@@ -11,6 +11,7 @@
 #include "base/unique_fd.h"
 #include "engine/engine.h"
 #include "state/nv_store.h"
+#include "state/state_key.h"
 
 namespace vtpm::daemon {
 
@@ -31,6 +32,11 @@ struct ServiceOptions {
   StartupType startup = StartupType::kNone;
   // swtpm --locality allow-set-locality: the vendor command TPM2_CC_SET_LOCALITY (0x20001000).
   bool allow_set_locality = false;
+  // --key: the state key (the store encrypts with it; GET_STATEBLOB hands out blobs encrypted
+  // with it unless the caller asks for them decrypted). --migration-key: the key of the blobs
+  // GET_STATEBLOB hands out and SET_STATEBLOB takes. Null: none (GET_CONFIG says which).
+  state::SharedStateKey state_key;
+  state::SharedStateKey migration_key;
 };
 
 class TpmService {
@@ -42,6 +48,7 @@ class TpmService {
   state::NvStore& store() { return *store_; }
   Logger& log() { return log_; }
   ServerHooks* hooks() { return hooks_; }
+  const ServiceOptions& options() const { return options_; }
   void set_hooks(ServerHooks* hooks) { hooks_ = hooks; }
 
   // Starts the TPM. With |send_startup| (only the daemon's own start at launch, like swtpm; not

@@ -95,7 +95,8 @@ Result<Endorsement> ReadEndorsement(tpmcmd::Transport& tpm) {
   return e;
 }
 
-Result<Endorsement> ReadEndorsementFromState(const std::string& state_dir, Logger log) {
+Result<Endorsement> ReadEndorsementFromState(const std::string& state_dir, Logger log,
+                                             state::SharedStateKey key) {
   struct stat st;
   if (stat(state_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return Fail(Errc::kNotFound,
@@ -106,6 +107,7 @@ Result<Endorsement> ReadEndorsementFromState(const std::string& state_dir, Logge
   state::DirStoreOptions so;
   so.directory = state_dir;
   so.tpm_version = state::TpmVersion::kTpm20;
+  so.key = std::move(key);
   VTPM_ASSIGN_OR_RETURN(auto store, state::DirStore::Open(so, log));
   // No lock: reading a state file is safe while a daemon replaces it (atomic renames).
   VTPM_ASSIGN_OR_RETURN(auto blob, store->Load(state::kPermallName));

@@ -16,6 +16,7 @@
 #include "base/result.h"
 #include "provision/ek_profile.h"
 #include "provision/openssl_util.h"
+#include "state/state_key.h"
 #include "tpmcmd/tpm2_types.h"
 #include "tpmcmd/transport.h"
 
@@ -40,7 +41,8 @@ struct Endorsement {
 };
 
 Result<Endorsement> ReadEndorsement(tpmcmd::Transport& tpm);
-Result<Endorsement> ReadEndorsementFromState(const std::string& state_dir, Logger log);
+Result<Endorsement> ReadEndorsementFromState(const std::string& state_dir, Logger log,
+                                             state::SharedStateKey key = nullptr);
 
 // Reads a whole NV index (authorized by the index itself, i.e. AUTHREAD, empty password).
 Result<NvCertificate> ReadNvIndex(tpmcmd::Transport& tpm, uint32_t index);

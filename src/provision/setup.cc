@@ -221,6 +221,7 @@ Result<SetupResult> RunSetup(const SetupRequest& req, const SetupEnv& env) {
   so.tpm_version = req.tpm2 ? state::TpmVersion::kTpm20 : state::TpmVersion::kTpm12;
   so.file_mode = req.state_mode;
   so.fsync = req.durable;
+  so.key = req.state_key;
   VTPM_ASSIGN_OR_RETURN(auto store, state::DirStore::Open(so, log));
   VTPM_RETURN_IF_ERROR(store->Lock());
   VTPM_ASSIGN_OR_RETURN(bool has_state, store->HasState());

@@ -22,6 +22,7 @@
 #include "provision/ca.h"
 #include "provision/tpm12_manufacture.h"
 #include "provision/tpm2_manufacture.h"
+#include "state/state_key.h"
 
 namespace vtpm::provision {
 
@@ -37,8 +38,9 @@ struct SetupRequest {
   Tpm12Plan tpm12_plan;
   std::string vmid;
   PlatformInfo platform;
-  std::string ek_cert_dir;  // --write-ek-cert-files: ek-<alg>.crt (DER, 0640); empty: none
-  bool durable = true;      // fsync what is committed
+  std::string ek_cert_dir;          // --write-ek-cert-files: ek-<alg>.crt (DER, 0640); empty: none
+  bool durable = true;              // fsync what is committed
+  state::SharedStateKey state_key;  // encrypt the state with it (null: plain)
 };
 
 struct SetupEnv {

@@ -67,9 +67,6 @@ Status RefuseUnsupported(const SetupOptions& a) {
     bool given;
     const char* what;
   } refused[] = {
-      {!a.keyfile.empty() || !a.keyfile_fd.empty() || !a.pwdfile.empty() || !a.pwdfile_fd.empty() ||
-           !a.cipher.empty(),
-       "state encryption (--keyfile, --pwdfile, --cipher): vtpm does not encrypt TPM state yet"},
       {!a.runas.empty(), "--runas: run vtpm setup as the target user instead"},
       {!a.profile.empty() || !a.profile_name.empty() || !a.profile_file.empty() ||
            !a.profile_file_fd.empty() || !a.profile_remove_disabled.empty() || a.print_profiles,
@@ -156,6 +153,40 @@ std::function<Result<Ca>()> CaProvider(const SetupOptions& a, const SwtpmConfigs
         DefaultLocalCaDir(geteuid(), std::getenv("XDG_CONFIG_HOME"), std::getenv("HOME"));
     return Ca::OpenLocal(dir, type, clock, random, log);
   };
+}
+
+Result<state::SharedStateKey> LoadSetupKey(const SetupOptions& a) {
+  struct {
+    const std::string& value;
+    const char* form;
+  } sources[] = {
+      {a.keyfile, "file"}, {a.keyfile_fd, "fd"}, {a.pwdfile, "pwdfile"}, {a.pwdfile_fd, "pwdfd"}};
+  std::string spec;
+  for (const auto& s : sources) {
+    if (s.value.empty()) continue;
+    if (!spec.empty()) {
+      return Fail(Errc::kInvalidArgument,
+                  "give one of --keyfile, --keyfile-fd, --pwdfile, --pwdfile-fd");
+    }
+    if (s.value.find(',') != std::string::npos) {
+      return Fail(Errc::kInvalidArgument, "a key file name must not contain ','");
+    }
+    spec = std::string(s.form) + "=" + s.value;
+  }
+  if (spec.empty()) {
+    if (!a.cipher.empty()) {
+      return Fail(Errc::kInvalidArgument, "--cipher needs a key: --keyfile[-fd] or --pwdfile[-fd]");
+    }
+    return state::SharedStateKey();
+  }
+  if (!a.cipher.empty()) {
+    if (!state::CipherFromName(a.cipher)) {
+      return Fail(Errc::kInvalidArgument,
+                  "--cipher " + a.cipher + ": use aes-128-cbc, aes-256-cbc or aes-256-gcm");
+    }
+    spec += ",mode=" + a.cipher;
+  }
+  return state::LoadKeyOption(spec, "vtpm setup: the state key");
 }
 
 Result<SetupRequest> BuildSetupRequest(const SetupOptions& a, const SwtpmConfigs& cfg) {

@@ -15,6 +15,7 @@
 #include "provision/env.h"
 #include "provision/setup.h"
 #include "provision/swtpm_config.h"
+#include "state/state_key.h"
 
 namespace vtpm::provision {
 
@@ -33,8 +34,10 @@ struct SetupOptions {
   std::optional<std::string> platform_manufacturer, platform_model, platform_version;
   // Accepted for compatibility, no effect.
   std::string tpm_exe, swtpm_ioctl, tcsd_ps_file;
+  // State encryption (swtpm_setup's spellings; libvirt passes --pwdfile-fd N --cipher C).
+  std::string keyfile, keyfile_fd, pwdfile, pwdfile_fd, cipher;
   // Not supported: refused with an explanation.
-  std::string runas, keyfile, keyfile_fd, pwdfile, pwdfile_fd, cipher, profile, profile_name;
+  std::string runas, profile, profile_name;
   std::string profile_file, profile_file_fd, profile_remove_disabled, iak, idevid;
   bool print_profiles = false, no_iak = false;
 };
@@ -58,6 +61,10 @@ Result<SwtpmConfigs> LoadSwtpmConfigs(const SetupOptions& a, Logger log);
 // default directory (made on first use).
 std::function<Result<Ca>()> CaProvider(const SetupOptions& a, const SwtpmConfigs& cfg, Logger log,
                                        const Clock& clock, const RandomFn& random);
+
+// The state key --keyfile/--keyfile-fd/--pwdfile/--pwdfile-fd and --cipher name (read now: an
+// fd is read to its end and closed); null when none is given.
+Result<state::SharedStateKey> LoadSetupKey(const SetupOptions& a);
 
 // What the options ask for, checked (ValidateRequest).
 Result<SetupRequest> BuildSetupRequest(const SetupOptions& a, const SwtpmConfigs& cfg);

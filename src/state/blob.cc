@@ -32,14 +32,11 @@ tl::unexpected<Error> Corrupt(const std::string& what) {
   return Fail(Errc::kCorrupt, fmt::format("invalid swtpm state blob: {}; {}", what, kDamaged));
 }
 
-tl::unexpected<Error> Encrypted(uint16_t flags) {
-  return Fail(
-      Errc::kUnsupported,
-      fmt::format("the swtpm state blob is encrypted (header flags 0x{:02x}); vtpm does not "
-                  "support state or migration encryption keys yet. Decrypt it with swtpm "
-                  "(e.g. `swtpm_ioctl --save` from an swtpm started with the key) and use "
-                  "the plain blob",
-                  flags));
+tl::unexpected<Error> KeyNeeded(const char* what) {
+  return Fail(Errc::kNotFound,
+              fmt::format("the swtpm state blob is encrypted ({}) and no key for it was given: "
+                          "start with the key it was written with (--key / --migration-key)",
+                          what));
 }
 
 Result<Header> ParseHeader(ByteSpan blob) {
@@ -89,6 +86,7 @@ struct Record {
 struct Records {
   std::array<std::optional<Record>, kHighestKnownTag + 1> swtpm;
   std::optional<Record> seal;
+  std::optional<Record> aead;
 
   const std::optional<Record>& operator[](uint16_t tag) const { return swtpm[tag]; }
 };
@@ -116,6 +114,8 @@ Result<Records> ParseRecords(ByteSpan list, size_t base_offset) {
     std::optional<Record>* slot = nullptr;
     if (tag == kTagVtpmSeal) {
       slot = &records.seal;
+    } else if (tag == kTagVtpmAead) {
+      slot = &records.aead;
     } else if (tag != 0 && tag <= kHighestKnownTag) {
       slot = &records.swtpm[tag];
     } else {
@@ -185,12 +185,11 @@ Result<std::optional<uint64_t>> VerifySeal(const Record& seal, ByteSpan data) {
 }
 
 // The DATA record of a list holding the plain state (file form, or inside MIGRATION_DATA).
-Result<Bytes> PlainData(const Records& records, uint16_t flags, const char* where) {
+Result<Bytes> PlainData(const Records& records, const char* where) {
   if (records[kTagData]) {
     const ByteSpan v = records[kTagData]->value;
     return Bytes(v.begin(), v.end());
   }
-  if (records[kTagEncryptedData]) return Encrypted(flags);
   return Corrupt(fmt::format("no DATA record (tag {}) in {}", static_cast<int>(kTagData), where));
 }
 
@@ -210,9 +209,137 @@ void WriteHeader(ByteWriter& w, uint16_t flags, size_t totlen) {
   w.U32(static_cast<uint32_t>(totlen));
 }
 
-void WriteRecordHeader(ByteWriter& w, uint16_t tag, size_t length) {
+void WriteRecord(ByteWriter& w, uint16_t tag, ByteSpan value) {
   w.U16(tag);
-  w.U32(static_cast<uint32_t>(length));
+  w.U32(static_cast<uint32_t>(value.size()));
+  w.Append(value);
+}
+
+Bytes HeaderBytes(uint16_t flags, size_t totlen) {
+  ByteWriter w;
+  WriteHeader(w, flags, totlen);
+  return std::move(w).Take();
+}
+
+Bytes Seal(uint64_t generation, ByteSpan payload) {
+  ByteWriter w;
+  w.U8(kSealVersion);
+  w.U8(kSealSha256);
+  w.U16(0);
+  w.U64(generation);
+  w.Append(SealDigest(generation, payload));
+  return std::move(w).Take();
+}
+
+// The additional data of an AEAD file: domain, blob name, generation, header.
+Bytes AeadAad(std::string_view name, uint64_t generation, ByteSpan header) {
+  constexpr std::string_view kDomain = "vtpm-state-aead-v1";
+  ByteWriter w;
+  w.Append(ByteSpan(reinterpret_cast<const uint8_t*>(kDomain.data()), kDomain.size()));
+  w.U8(static_cast<uint8_t>(name.size()));
+  w.Append(ByteSpan(reinterpret_cast<const uint8_t*>(name.data()), name.size()));
+  w.U64(generation);
+  w.Append(header);
+  return std::move(w).Take();
+}
+
+// |flag| when |key| is a 256-bit key (swtpm's ..._256BIT_KEY header flags), else 0.
+uint16_t KeyFlag(const StateKey& key, BlobFlag flag) {
+  return key.size() == 32 ? static_cast<uint16_t>(flag) : uint16_t{0};
+}
+
+constexpr uint8_t kAeadVersion = 1;
+constexpr size_t kAeadOverhead = 1 + 8 + 12 + 16;
+
+// swtpm's CBC records: ENCRYPTED(tag_data) | HMAC | IVEC(tag_iv).
+Bytes CbcRecords(const StateKey& key, ByteSpan plain, uint16_t tag_data, uint16_t tag_iv) {
+  const CbcSealed c = CbcEncrypt(key, plain);
+  ByteWriter w;
+  WriteRecord(w, tag_data, c.ciphertext);
+  WriteRecord(w, kTagHmac, c.hmac);
+  WriteRecord(w, tag_iv, c.iv);
+  return std::move(w).Take();
+}
+
+Result<Bytes> OpenCbc(const Records& records, const StateKey& key, bool key_256, uint16_t tag_data,
+                      uint16_t tag_iv, const char* what) {
+  if (key.cipher() == StateCipher::kAes256Gcm || (key.size() == 32) != key_256) {
+    return Fail(Errc::kWrongKey,
+                fmt::format("the {} was encrypted by swtpm's {} mode; the key given is for {}",
+                            what, key_256 ? "aes-256-cbc" : "aes-cbc", CipherName(key.cipher())));
+  }
+  if (!records[tag_data] || !records[kTagHmac]) {
+    return Corrupt(
+        fmt::format("the {} is flagged encrypted but lacks its encrypted data or HMAC", what));
+  }
+  const ByteSpan iv = records[tag_iv] ? records[tag_iv]->value : ByteSpan();
+  auto plain = CbcDecrypt(key, records[tag_data]->value, records[kTagHmac]->value, iv);
+  if (!plain && plain.error().code == Errc::kWrongKey) {
+    plain.error().message =
+        fmt::format("the {} does not open with the key given: {}", what, plain.error().message);
+  }
+  return plain;
+}
+
+Result<Bytes> OpenAead(const Record& aead, const StateKey& key, std::string_view name,
+                       ByteSpan header, std::optional<uint64_t> sealed_generation) {
+  if (key.cipher() != StateCipher::kAes256Gcm) {
+    return Fail(Errc::kWrongKey,
+                fmt::format("the state file was encrypted in vtpm's aes-256-gcm mode; the key "
+                            "given is for {}",
+                            CipherName(key.cipher())));
+  }
+  ByteReader r(aead.value);
+  VTPM_ASSIGN_OR_RETURN(const uint8_t version, r.U8());
+  VTPM_ASSIGN_OR_RETURN(const uint64_t generation, r.U64());
+  if (version != kAeadVersion) {
+    return Fail(Errc::kUnsupported,
+                fmt::format("the state file's AEAD record has version {}; this vtpm reads {}",
+                            version, kAeadVersion));
+  }
+  if (sealed_generation && *sealed_generation != generation) {
+    return Corrupt("the AEAD record and the seal name different generations");
+  }
+  return GcmOpen(key, r.Rest(), AeadAad(name, generation, header));
+}
+
+// The payload record a seal covers: DATA, ENCRYPTED_DATA or VTPM_AEAD.
+const std::optional<Record>& PayloadRecord(const Records& records) {
+  if (records.aead) return records.aead;
+  if (records[kTagEncryptedData]) return records[kTagEncryptedData];
+  return records[kTagData];
+}
+
+Bytes EncodeEncryptedFile(ByteSpan libtpms_blob, uint64_t generation, const StateKey& key,
+                          std::string_view name) {
+  const uint16_t flags = kFlagEncrypted | KeyFlag(key, kFlagEncrypted256BitKey);
+  Bytes payload_records;
+  ByteSpan payload;
+  if (key.cipher() == StateCipher::kAes256Gcm) {
+    const size_t record = kAeadOverhead + libtpms_blob.size();
+    const size_t total = kBlobHeaderSize + 2 * kTlvHeaderSize + record + kSealSize;
+    const Bytes aad = AeadAad(name, generation, HeaderBytes(flags, total));
+    ByteWriter inner;
+    inner.U8(kAeadVersion);
+    inner.U64(generation);
+    inner.Append(GcmSeal(key, libtpms_blob, aad));
+    ByteWriter w;
+    WriteRecord(w, kTagVtpmAead, inner.bytes());
+    payload_records = std::move(w).Take();
+    payload = ByteSpan(payload_records).subspan(kTlvHeaderSize, record);
+  } else {
+    payload_records = CbcRecords(key, libtpms_blob, kTagEncryptedData, kTagIvecEncryptedData);
+    ByteReader r(payload_records);
+    (void)r.U16();
+    const uint32_t len = r.U32().value();
+    payload = ByteSpan(payload_records).subspan(kTlvHeaderSize, len);
+  }
+  const Bytes seal = Seal(generation, payload);
+  ByteWriter w;
+  WriteHeader(w, flags, kBlobHeaderSize + payload_records.size() + kTlvHeaderSize + seal.size());
+  w.Append(payload_records);
+  WriteRecord(w, kTagVtpmSeal, seal);
+  return std::move(w).Take();
 }
 
 }  // namespace
@@ -221,48 +348,70 @@ Bytes EncodeFileBlob(ByteSpan libtpms_blob) {
   CheckPayloadSize(libtpms_blob.size());
   ByteWriter w;
   WriteHeader(w, 0, kBlobHeaderSize + kTlvHeaderSize + libtpms_blob.size());
-  WriteRecordHeader(w, kTagData, libtpms_blob.size());
-  w.Append(libtpms_blob);
+  WriteRecord(w, kTagData, libtpms_blob);
   return std::move(w).Take();
 }
 
-Bytes EncodeMigrationBlob(ByteSpan libtpms_blob) {
+Bytes EncodeMigrationBlob(ByteSpan libtpms_blob, const StateKey* state_key,
+                          const StateKey* migration_key) {
   CheckPayloadSize(libtpms_blob.size());
-  const size_t inner = kTlvHeaderSize + libtpms_blob.size();
+  uint16_t flags = kFlagMigrationData;
+  Bytes inner;
+  if (state_key != nullptr && state_key->cipher() != StateCipher::kAes256Gcm) {
+    inner = CbcRecords(*state_key, libtpms_blob, kTagEncryptedData, kTagIvecEncryptedData);
+    flags = static_cast<uint16_t>(flags | kFlagEncrypted |
+                                  KeyFlag(*state_key, kFlagEncrypted256BitKey));
+  } else {
+    ByteWriter w;
+    WriteRecord(w, kTagData, libtpms_blob);
+    inner = std::move(w).Take();
+  }
+  Bytes outer;
+  if (migration_key != nullptr) {
+    outer = CbcRecords(*migration_key, inner, kTagEncryptedMigrationData,
+                       kTagIvecEncryptedMigrationData);
+    flags = static_cast<uint16_t>(flags | kFlagMigrationEncrypted |
+                                  KeyFlag(*migration_key, kFlagMigration256BitKey));
+  } else {
+    ByteWriter w;
+    WriteRecord(w, kTagMigrationData, inner);
+    outer = std::move(w).Take();
+  }
   ByteWriter w;
-  WriteHeader(w, kFlagMigrationData, kBlobHeaderSize + kTlvHeaderSize + inner);
-  WriteRecordHeader(w, kTagMigrationData, inner);
-  WriteRecordHeader(w, kTagData, libtpms_blob.size());
-  w.Append(libtpms_blob);
+  WriteHeader(w, flags, kBlobHeaderSize + outer.size());
+  w.Append(outer);
   return std::move(w).Take();
 }
 
-Bytes EncodeSealedFileBlob(ByteSpan libtpms_blob, uint64_t generation) {
+Bytes EncodeSealedFileBlob(ByteSpan libtpms_blob, uint64_t generation, const StateKey* key,
+                           std::string_view name) {
   CheckPayloadSize(libtpms_blob.size());
+  if (key != nullptr) return EncodeEncryptedFile(libtpms_blob, generation, *key, name);
   ByteWriter w;
   WriteHeader(w, 0, kBlobHeaderSize + 2 * kTlvHeaderSize + libtpms_blob.size() + kSealSize);
-  WriteRecordHeader(w, kTagData, libtpms_blob.size());
-  w.Append(libtpms_blob);
-  WriteRecordHeader(w, kTagVtpmSeal, kSealSize);
-  w.U8(kSealVersion);
-  w.U8(kSealSha256);
-  w.U16(0);
-  w.U64(generation);
-  w.Append(SealDigest(generation, libtpms_blob));
+  WriteRecord(w, kTagData, libtpms_blob);
+  WriteRecord(w, kTagVtpmSeal, Seal(generation, libtpms_blob));
   return std::move(w).Take();
 }
 
 Result<Bytes> DecodeFileBlob(ByteSpan file) {
   VTPM_ASSIGN_OR_RETURN(StateFile f, DecodeStateFile(file));
+  if (f.locked) return KeyNeeded("state file");
   return std::move(f.blob);
 }
 
-Result<StateFile> DecodeStateFile(ByteSpan file) {
+Result<StateFile> DecodeStateFile(ByteSpan file, const StateKey* key, std::string_view name) {
   VTPM_ASSIGN_OR_RETURN(const Header h, ParseHeader(file));
-  if (h.flags & kEncryptionFlags) return Encrypted(h.flags);
   const ByteSpan body = file.subspan(h.hdrsize);
-  if (h.version == 1) return StateFile{Bytes(body.begin(), body.end()), std::nullopt};
-
+  const bool encrypted = (h.flags & kFlagEncrypted) != 0;
+  if (h.version == 1) {
+    if (encrypted) {
+      return Fail(Errc::kUnsupported,
+                  "the state file is encrypted in swtpm's version-1 format (before 2018); open "
+                  "it with swtpm and let it write the current format");
+    }
+    return StateFile{Bytes(body.begin(), body.end()), std::nullopt, std::nullopt, false};
+  }
   VTPM_ASSIGN_OR_RETURN(const Records records, ParseRecords(body, h.hdrsize));
   if (!records[kTagData] && (records[kTagMigrationData] || records[kTagEncryptedMigrationData])) {
     return Fail(Errc::kCorrupt,
@@ -270,34 +419,69 @@ Result<StateFile> DecodeStateFile(ByteSpan file) {
                 "not a state file: swtpm does not accept it as a file either. Send it to a "
                 "stopped TPM with CMD_SET_STATEBLOB (`swtpm_ioctl --load`) instead");
   }
-  VTPM_ASSIGN_OR_RETURN(Bytes blob, PlainData(records, h.flags, "the state file"));
-  std::optional<uint64_t> generation;
+  StateFile out;
   if (records.seal) {
-    VTPM_ASSIGN_OR_RETURN(generation, VerifySeal(*records.seal, blob));
+    const auto& payload = PayloadRecord(records);
+    if (!payload) return Corrupt("a seal but no data record");
+    VTPM_ASSIGN_OR_RETURN(out.generation, VerifySeal(*records.seal, payload->value));
   }
-  return StateFile{std::move(blob), generation};
+  if (!encrypted) {
+    VTPM_ASSIGN_OR_RETURN(out.blob, PlainData(records, "the state file"));
+    return out;
+  }
+  const bool key_256 = (h.flags & kFlagEncrypted256BitKey) != 0;
+  out.cipher = records.aead ? StateCipher::kAes256Gcm
+                            : (key_256 ? StateCipher::kAes256Cbc : StateCipher::kAes128Cbc);
+  if (key == nullptr) {
+    out.locked = true;
+    return out;
+  }
+  if (records.aead) {
+    VTPM_ASSIGN_OR_RETURN(
+        out.blob, OpenAead(*records.aead, *key, name, file.first(kBlobHeaderSize), out.generation));
+  } else {
+    VTPM_ASSIGN_OR_RETURN(out.blob, OpenCbc(records, *key, key_256, kTagEncryptedData,
+                                            kTagIvecEncryptedData, "state file"));
+  }
+  return out;
 }
 
-Result<Bytes> DecodeStateBlob(ByteSpan blob) {
+Result<Bytes> DecodeStateBlob(ByteSpan blob, const StateKey* state_key,
+                              const StateKey* migration_key, bool flagged_encrypted) {
   VTPM_ASSIGN_OR_RETURN(const Header h, ParseHeader(blob));
-  if (h.flags & kEncryptionFlags) return Encrypted(h.flags);
   const ByteSpan body = blob.subspan(h.hdrsize);
   if (body.empty()) return Bytes{};  // swtpm: "no blob" (TPMLIB_SetState(type, NULL, 0))
-  if (h.version == 1) return Bytes(body.begin(), body.end());
-
+  if (h.version == 1) {
+    if (h.flags & (kFlagEncrypted | kFlagMigrationEncrypted)) {
+      return Fail(Errc::kUnsupported, "encrypted blobs in swtpm's version-1 format are not read");
+    }
+    return Bytes(body.begin(), body.end());
+  }
   VTPM_ASSIGN_OR_RETURN(const Records records, ParseRecords(body, h.hdrsize));
-  if (records[kTagMigrationData]) {
+  Bytes inner_bytes;
+  Records inner;
+  if (h.flags & kFlagMigrationEncrypted) {
+    if (migration_key == nullptr) return KeyNeeded("with a migration key");
+    VTPM_ASSIGN_OR_RETURN(
+        inner_bytes,
+        OpenCbc(records, *migration_key, (h.flags & kFlagMigration256BitKey) != 0,
+                kTagEncryptedMigrationData, kTagIvecEncryptedMigrationData, "migration blob"));
+    VTPM_ASSIGN_OR_RETURN(inner, ParseRecords(inner_bytes, 0));
+  } else if (records[kTagMigrationData]) {
     if (records[kTagData]) {
       return Corrupt("it has both a MIGRATION_DATA and a top-level DATA record");
     }
     const Record& mig = *records[kTagMigrationData];
-    VTPM_ASSIGN_OR_RETURN(const Records inner,
-                          ParseRecords(mig.value, mig.offset + kTlvHeaderSize));
-    return PlainData(inner, h.flags, "the MIGRATION_DATA record");
+    VTPM_ASSIGN_OR_RETURN(inner, ParseRecords(mig.value, mig.offset + kTlvHeaderSize));
+  } else {
+    inner = records;  // the file form (swtpm itself would refuse it here)
   }
-  if (records[kTagEncryptedMigrationData]) return Encrypted(h.flags);
-  // Not a migration blob: the file form (swtpm itself would refuse it here).
-  return PlainData(records, h.flags, "the state blob");
+  if (!(flagged_encrypted || (h.flags & kFlagEncrypted))) {
+    return PlainData(inner, "the state blob");
+  }
+  if (state_key == nullptr) return KeyNeeded("with a state key");
+  return OpenCbc(inner, *state_key, (h.flags & kFlagEncrypted256BitKey) != 0, kTagEncryptedData,
+                 kTagIvecEncryptedData, "state blob");
 }
 
 }  // namespace vtpm::state

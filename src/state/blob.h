@@ -17,9 +17,25 @@
 //     02 01 000a 0004 00000529 | 0004 00000519 | 0001 00000513 | <the same 1299 bytes>
 //
 // i.e. the migration form wraps the file's record list in one MIGRATION_DATA record and sets the
-// MIGRATION_DATA header flag. Encrypted variants replace DATA by ENCRYPTED_DATA + HMAC +
-// IVEC_ENCRYPTED_DATA (and MIGRATION_DATA by the ENCRYPTED_MIGRATION_* tags); we do not support
-// state encryption keys yet and reject such blobs with Errc::kUnsupported.
+// MIGRATION_DATA header flag.
+//
+// Encryption (state_key.h has the keys and primitives). swtpm's (verified against swtpm 0.7.1,
+// tests/integration/test_state_encryption.sh): the DATA record is replaced by
+//   ENCRYPTED_DATA(AES-CBC ciphertext) | HMAC(HMAC-SHA256 over ciphertext || IV) |
+//   IVEC_ENCRYPTED_DATA(IV, as long as the key)
+// with header flag ENCRYPTED (| ENCRYPTED_256BIT_KEY for a 256-bit key). In a migration blob the
+// MIGRATION_DATA record is replaced the same way by ENCRYPTED_MIGRATION_DATA | HMAC |
+// IVEC_ENCRYPTED_MIGRATION_DATA (flags MIGRATION_ENCRYPTED | MIGRATION_256BIT_KEY), over the
+// inner record list, which holds DATA or the state-key records above.
+//
+// vtpm's AEAD mode (aes-256-gcm, not readable by swtpm): header flags ENCRYPTED |
+// ENCRYPTED_256BIT_KEY (so swtpm refuses the file instead of misreading it) and one record
+//   VTPM_AEAD (tag 0x7602): u8 version (1) | u64 generation | nonce(12) | ciphertext | tag(16)
+// whose additional data is "vtpm-state-aead-v1" || the blob's name (permall, ...) || u64
+// generation || the 10-byte header. A file moved to another blob's name, given another
+// generation number, or re-headed fails to open; a file moved to another instance fails unless
+// that instance has the same key. An older generation of the same file is still a valid
+// ciphertext: that rollback is caught only by an anchor outside the file (docs/ARCHITECTURE.md).
 //
 // How swtpm reads records (src/swtpm/tlv.c, tlv_data_find_tag(); swtpm_nvstore.c): it searches
 // the record list for the one tag it wants and SKIPS every other record, so unknown tags are
@@ -36,7 +52,9 @@
 //
 //   file, as vtpm writes it:  header | DATA(libtpms blob) | SEAL (tag 0x7601, 44 bytes):
 //     u8 seal_version (1) | u8 digest_alg (1 = SHA-256) | u16 reserved (0) | u64 generation |
-//     u8[32] SHA-256("vtpm-state-seal-v1" || u64 generation || the DATA record's value)
+//     u8[32] SHA-256("vtpm-state-seal-v1" || u64 generation || the payload record's value)
+//   where the payload record is DATA, or ENCRYPTED_DATA / VTPM_AEAD in an encrypted file: the
+//   seal is checked without the key, so damage is told apart from a wrong key.
 //
 // The seal detects what the framing cannot: a bit flipped anywhere in the blob, a block of
 // zeroes, a file cut at a record boundary and re-framed. It is a checksum against storage damage,
@@ -62,6 +80,7 @@
 
 #include "base/bytes.h"
 #include "base/result.h"
+#include "state/state_key.h"
 
 namespace vtpm::state {
 
@@ -83,6 +102,7 @@ enum BlobTag : uint16_t {
   kTagIvecEncryptedData = 6,
   kTagIvecEncryptedMigrationData = 7,
   kTagVtpmSeal = 0x7601,  // ours (see above); swtpm ignores it
+  kTagVtpmAead = 0x7602,  // ours: the AEAD mode's record
 };
 
 inline constexpr size_t kSealSize = 44;
@@ -101,32 +121,49 @@ enum BlobFlag : uint16_t {
 // take sizes from outside check first).
 Bytes EncodeFileBlob(ByteSpan libtpms_blob);
 
-// Header + DATA(libtpms_blob) + SEAL(generation): what DirStore writes. Same precondition.
-Bytes EncodeSealedFileBlob(ByteSpan libtpms_blob, uint64_t generation);
+// Header + DATA(libtpms_blob) + SEAL(generation): what DirStore writes. With |key|, the
+// encrypted form of |key|'s cipher (and |name|, the blob's name, bound into an AEAD file).
+// Same precondition.
+Bytes EncodeSealedFileBlob(ByteSpan libtpms_blob, uint64_t generation,
+                           const StateKey* key = nullptr, std::string_view name = {});
 
 struct StateFile {
-  Bytes blob;                          // the libtpms blob (the DATA record)
+  Bytes blob;                          // the libtpms blob (the DATA record), decrypted
   std::optional<uint64_t> generation;  // from the seal; nullopt: the file has none
+  std::optional<StateCipher> cipher;   // how the file was encrypted; nullopt: plain
+  bool locked = false;  // encrypted and no key was given: |blob| is empty, the seal checked
 };
 
 // A state file in swtpm's format, its seal verified when it has one. Errors: kCorrupt for any
 // header or record inconsistency, a seal that does not match (damage after the write), and a
-// migration-form blob (which swtpm does not accept as a file either); kUnsupported for an
-// encrypted blob or one that needs a newer format version. A seal of an unknown version is
+// migration-form blob (which swtpm does not accept as a file either); kUnsupported for a blob
+// that needs a newer format version; kWrongKey for an encrypted file that |key| does not open
+// (a different key or cipher; the seal, when there is one, said the file is intact). An
+// encrypted file decodes without a key to a StateFile with |locked| set. A plain file decodes
+// whatever |key| is (turning encryption on for existing state). A seal of an unknown version is
 // ignored (a newer vtpm wrote it): the file is then checked like an unsealed one.
-Result<StateFile> DecodeStateFile(ByteSpan file);
-// DecodeStateFile(file).blob.
+Result<StateFile> DecodeStateFile(ByteSpan file, const StateKey* key = nullptr,
+                                  std::string_view name = {});
+// DecodeStateFile(file).blob; kWrongKey for an encrypted file.
 Result<Bytes> DecodeFileBlob(ByteSpan file);
 
 // Header(flags = MIGRATION_DATA) + MIGRATION_DATA(DATA(libtpms_blob)): what swtpm 0.7.1 answers to
-// CMD_GET_STATEBLOB when no migration key and no state key are configured. Same precondition as
+// CMD_GET_STATEBLOB when no migration key and no state key are configured. With |state_key| (a
+// CBC key: the caller did not ask for the decrypted blob) the inner records are its encryption;
+// with |migration_key| the outer record is encrypted with it. Same precondition as
 // EncodeFileBlob.
-Bytes EncodeMigrationBlob(ByteSpan libtpms_blob);
+Bytes EncodeMigrationBlob(ByteSpan libtpms_blob, const StateKey* state_key = nullptr,
+                          const StateKey* migration_key = nullptr);
 
 // The libtpms blob inside a blob received with CMD_SET_STATEBLOB. Accepts the migration form and,
 // more leniently than swtpm 0.7.1 (which answers TPM_FAIL, verified), the file form. A blob
 // that is only a header (no records) decodes to an empty result: swtpm treats it as "no blob"
-// (TPMLIB_SetState(type, NULL, 0)), and callers should too. Errors as for DecodeFileBlob.
-Result<Bytes> DecodeStateBlob(ByteSpan blob);
+// (TPMLIB_SetState(type, NULL, 0)), and callers should too. Encrypted layers are opened with
+// |migration_key| / |state_key|; a missing key is Errc::kNotFound (swtpm: TPM_KEYNOTFOUND), one
+// that does not open the blob Errc::kWrongKey. |flagged_encrypted|: the request's state_flags
+// said ENCRYPTED (swtpm honours it like the header flag). Other errors as for DecodeFileBlob.
+Result<Bytes> DecodeStateBlob(ByteSpan blob, const StateKey* state_key = nullptr,
+                              const StateKey* migration_key = nullptr,
+                              bool flagged_encrypted = false);
 
 }  // namespace vtpm::state

@@ -134,18 +134,25 @@ Error WithPath(const std::string& path, Error e) {
   return e;
 }
 
-// Reads one state file and checks its framing and seal; nullopt if absent.
+// Where a file's key and AEAD name come from: the store's key (may be null) and the blob name.
+struct FileKey {
+  const StateKey* key = nullptr;
+  std::string_view name;
+};
+
+// Reads one state file and checks its framing and seal (and, with a key, opens it); nullopt if
+// absent.
 Result<std::optional<StateFile>> ReadStateFileAt(int dir_fd, const std::string& file,
-                                                 const std::string& path) {
+                                                 const std::string& path, FileKey fk) {
   VTPM_ASSIGN_OR_RETURN(std::optional<Bytes> raw,
                         ReadFileAt(dir_fd, file, path, kMaxStateFileSize));
   if (!raw) return std::optional<StateFile>();
-  Result<StateFile> f = DecodeStateFile(*raw);
+  Result<StateFile> f = DecodeStateFile(*raw, fk.key, fk.name);
   if (!f) return tl::unexpected<Error>(WithPath(path, std::move(f.error())));
   return std::optional<StateFile>(std::move(*f));
 }
 
-StateFileInfo InspectFile(int dir_fd, const std::string& dir, const std::string& file) {
+StateFileInfo InspectFile(int dir_fd, const std::string& dir, const std::string& file, FileKey fk) {
   StateFileInfo info;
   info.file = file;
   const std::string path = JoinPath(dir, file);
@@ -161,7 +168,7 @@ StateFileInfo InspectFile(int dir_fd, const std::string& dir, const std::string&
       std::chrono::duration_cast<std::chrono::system_clock::duration>(
           std::chrono::seconds((*st)->st_mtim.tv_sec) +
           std::chrono::nanoseconds((*st)->st_mtim.tv_nsec)));
-  Result<std::optional<StateFile>> f = ReadStateFileAt(dir_fd, file, path);
+  Result<std::optional<StateFile>> f = ReadStateFileAt(dir_fd, file, path, fk);
   if (!f) {
     info.damage = std::move(f.error());
   } else if (!*f) {
@@ -169,20 +176,22 @@ StateFileInfo InspectFile(int dir_fd, const std::string& dir, const std::string&
   } else {
     info.generation = (*f)->generation;
     info.sealed = info.generation.has_value();
+    info.cipher = (*f)->cipher;
   }
   return info;
 }
 
 Result<std::vector<BlobGenerations>> InspectDirFd(int dir_fd, const std::string& dir,
-                                                  TpmVersion version) {
+                                                  TpmVersion version, const StateKey* key) {
   std::vector<BlobGenerations> out;
   for (std::string_view name : kAllNames) {
     BlobGenerations g;
     g.name = std::string(name);
     const std::string file = fmt::format("{}{}", StateFilePrefix(version), name);
-    g.newest = InspectFile(dir_fd, dir, file);
-    g.previous = InspectFile(dir_fd, dir, file + std::string(kBakSuffix));
-    g.rejected = InspectFile(dir_fd, dir, file + std::string(kRejectedSuffix));
+    const FileKey fk{key, name};
+    g.newest = InspectFile(dir_fd, dir, file, fk);
+    g.previous = InspectFile(dir_fd, dir, file + std::string(kBakSuffix), fk);
+    g.rejected = InspectFile(dir_fd, dir, file + std::string(kRejectedSuffix), fk);
     if (g.newest.present || g.previous.present || g.rejected.present) out.push_back(std::move(g));
   }
   return out;
@@ -231,13 +240,13 @@ std::string_view StateFilePrefix(TpmVersion version) {
 }
 
 Result<std::vector<BlobGenerations>> InspectStateDir(const std::string& directory,
-                                                     TpmVersion version) {
+                                                     TpmVersion version, const StateKey* key) {
   UniqueFd dir(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dir) {
     return IoError(fmt::format("cannot open state directory {}", directory), errno,
                    "check that it exists and that this user may read it");
   }
-  return InspectDirFd(dir.get(), directory, version);
+  return InspectDirFd(dir.get(), directory, version, key);
 }
 
 Result<std::unique_ptr<DirStore>> DirStore::Open(const DirStoreOptions& options, Logger logger) {
@@ -352,7 +361,39 @@ Status DirStore::Lock() {
   }
   lock_fd_ = std::move(fd);
   RemoveStaleTemps();
+  if (options_.key) EncryptPlainFiles();
   return Ok();
+}
+
+void DirStore::EncryptPlainFiles() {
+  // Turning encryption on for existing state: every plain generation of every blob is rewritten
+  // encrypted at once (same content, same generation; one atomic rename per file), so no plain
+  // copy of the TPM's secrets stays behind in a .bak. A failure leaves that file plain and valid.
+  for (std::string_view n : kAllNames) {
+    const std::string file = FileName(n);
+    for (const std::string& f :
+         {file, file + std::string(kBakSuffix), file + std::string(kRejectedSuffix)}) {
+      Result<std::optional<StateFile>> r = ReadStateFile(f, n);
+      if (!r || !*r || (*r)->cipher) continue;
+      const uint64_t generation = (*r)->generation.value_or(0);
+      std::string tmp;
+      Result<UniqueFd> fd = WriteTempFile(
+          f, "enc", EncodeSealedFileBlob((*r)->blob, generation, options_.key.get(), n), &tmp);
+      const bool ok = fd && (!options_.fsync || fsync(fd->get()) == 0) &&
+                      renameat(dir_fd_.get(), tmp.c_str(), dir_fd_.get(), f.c_str()) == 0 &&
+                      SyncDir();
+      if (!ok) {
+        if (!tmp.empty()) unlinkat(dir_fd_.get(), tmp.c_str(), 0);
+        logger_->warn(
+            "could not encrypt the plain state file {}; it stays plain until it is "
+            "next written",
+            Path(f));
+        continue;
+      }
+      logger_->info("encrypted the plain state file {} ({})", Path(f),
+                    CipherName(options_.key->cipher()));
+    }
+  }
 }
 
 void DirStore::Unlock() {
@@ -386,14 +427,24 @@ void DirStore::RemoveStaleTemps() {
   }
 }
 
-Result<std::optional<StateFile>> DirStore::ReadStateFile(const std::string& file) const {
-  return ReadStateFileAt(dir_fd_.get(), file, Path(file));
+Result<std::optional<StateFile>> DirStore::ReadStateFile(const std::string& file,
+                                                         std::string_view name) const {
+  Result<std::optional<StateFile>> f =
+      ReadStateFileAt(dir_fd_.get(), file, Path(file), FileKey{options_.key.get(), name});
+  if (f && *f && (*f)->locked) {
+    return Fail(Errc::kWrongKey,
+                fmt::format("{} is encrypted ({}) and no key was given: give the key it "
+                            "was written with (--key ...)",
+                            Path(file), CipherName(*(*f)->cipher)));
+  }
+  return f;
 }
 
 Error DirStore::Refused(const std::string& name, Error damage) const {
   const std::string file = FileName(name);
   const std::string bak = file + std::string(kBakSuffix);
-  const StateFileInfo previous = InspectFile(dir_fd_.get(), options_.directory, bak);
+  const StateFileInfo previous =
+      InspectFile(dir_fd_.get(), options_.directory, bak, FileKey{options_.key.get(), name});
   const std::string& dir = options_.directory;
   std::string msg =
       fmt::format("{}. The TPM does not start from older state without consent", damage.message);
@@ -444,7 +495,7 @@ Result<std::optional<Bytes>> DirStore::Load(std::string_view name_view) {
     // Only permall has a usable previous generation; the newer generation's other blobs are set
     // aside, never mixed with it.
     if (name != kPermallName) return std::optional<Bytes>();
-    VTPM_ASSIGN_OR_RETURN(std::optional<StateFile> prev, ReadStateFile(bak));
+    VTPM_ASSIGN_OR_RETURN(std::optional<StateFile> prev, ReadStateFile(bak, name));
     if (!prev) {
       return Fail(Errc::kNotFound, fmt::format("{} disappeared while the TPM was using it; "
                                                "another process changed the state directory",
@@ -453,7 +504,7 @@ Result<std::optional<Bytes>> DirStore::Load(std::string_view name_view) {
     return std::optional<Bytes>(std::move(prev->blob));
   }
 
-  Result<std::optional<StateFile>> newest = ReadStateFile(file);
+  Result<std::optional<StateFile>> newest = ReadStateFile(file, name);
   if (newest && *newest) {
     on_disk_[name] = (*newest)->blob;
     return std::optional<Bytes>(std::move((*newest)->blob));
@@ -484,7 +535,7 @@ Result<std::optional<Bytes>> DirStore::LoadDamaged(const std::string& name, Erro
     return std::optional<Bytes>();
   }
   const std::string bak = file + std::string(kBakSuffix);
-  Result<std::optional<StateFile>> prev = ReadStateFile(bak);
+  Result<std::optional<StateFile>> prev = ReadStateFile(bak, name);
   if (!prev || !*prev) {
     damage.message +=
         prev ? fmt::format("; there is no previous generation ({}) to fall back to", Path(bak))
@@ -503,7 +554,7 @@ uint64_t DirStore::NextGeneration(const std::string& name) {
     const std::string file = FileName(name);
     for (const std::string& f :
          {file, file + std::string(kBakSuffix), file + std::string(kRejectedSuffix)}) {
-      Result<std::optional<StateFile>> r = ReadStateFile(f);
+      Result<std::optional<StateFile>> r = ReadStateFile(f, name);
       if (r && *r && (*r)->generation) highest = std::max(highest, *(*r)->generation);
     }
     it = generation_.emplace(name, highest).first;
@@ -621,8 +672,10 @@ Status DirStore::Store(std::string_view name_view, ByteSpan data) {
 
   const uint64_t generation = NextGeneration(name);
   std::string tmp;
-  VTPM_ASSIGN_OR_RETURN(UniqueFd fd,
-                        WriteTempFile(file, "tmp", EncodeSealedFileBlob(data, generation), &tmp));
+  VTPM_ASSIGN_OR_RETURN(
+      UniqueFd fd,
+      WriteTempFile(file, "tmp", EncodeSealedFileBlob(data, generation, options_.key.get(), name),
+                    &tmp));
   const bool refused = st && (newest_rejected_.contains(name) || ServesPrevious(name));
   const std::string keep_as =
       st ? file + std::string(refused ? kRejectedSuffix : kBakSuffix) : std::string();
@@ -703,7 +756,7 @@ bool DirStore::FallBackToPreviousGeneration() {
     return false;
   }
   const std::string bak = file + std::string(kBakSuffix);
-  Result<std::optional<StateFile>> prev = ReadStateFile(bak);
+  Result<std::optional<StateFile>> prev = ReadStateFile(bak, kPermallName);
   if (!prev || !*prev) {
     logger_->error("cannot fall back to the previous generation of the TPM state: {}",
                    prev ? Path(bak) + " does not exist" : prev.error().message);
@@ -722,7 +775,7 @@ Result<bool> DirStore::HasState() {
 }
 
 Result<std::vector<BlobGenerations>> DirStore::Inspect() const {
-  return InspectDirFd(dir_fd_.get(), options_.directory, options_.tpm_version);
+  return InspectDirFd(dir_fd_.get(), options_.directory, options_.tpm_version, options_.key.get());
 }
 
 Status DirStore::CheckStartable() const {
@@ -732,7 +785,14 @@ Status DirStore::CheckStartable() const {
     const std::string file = FileName(name);
     const std::string bak = file + std::string(kBakSuffix);
     const bool permall = name == kPermallName;
-    const StateFileInfo newest = InspectFile(dir_fd_.get(), options_.directory, file);
+    const FileKey fk{options_.key.get(), name};
+    const StateFileInfo newest = InspectFile(dir_fd_.get(), options_.directory, file, fk);
+    if (newest.usable() && newest.cipher && !options_.key) {
+      return Fail(Errc::kWrongKey,
+                  fmt::format("{} is encrypted ({}) and no key was given: give the key it "
+                              "was written with (--key ...)",
+                              Path(file), CipherName(*newest.cipher)));
+    }
     std::optional<Error> damage = newest.damage;
     if (!newest.present && permall) {
       VTPM_ASSIGN_OR_RETURN(const auto bst, StatNoFollow(dir_fd_.get(), bak, Path(bak)));
@@ -741,7 +801,7 @@ Status DirStore::CheckStartable() const {
     if (!damage) continue;
     if (!IsDamage(*damage)) return tl::unexpected<Error>(*damage);
     if (!options_.use_previous_on_damage) return tl::unexpected<Error>(Refused(name, *damage));
-    const StateFileInfo previous = InspectFile(dir_fd_.get(), options_.directory, bak);
+    const StateFileInfo previous = InspectFile(dir_fd_.get(), options_.directory, bak, fk);
     if (permall && !previous.usable()) {
       return Fail(
           Errc::kCorrupt,
@@ -813,7 +873,7 @@ Status DirStore::RollBackToPrevious() {
   const std::string file = FileName(kPermallName);
   const std::string bak = file + std::string(kBakSuffix);
   const std::string rejected = file + std::string(kRejectedSuffix);
-  VTPM_ASSIGN_OR_RETURN(const std::optional<StateFile> prev, ReadStateFile(bak));
+  VTPM_ASSIGN_OR_RETURN(const std::optional<StateFile> prev, ReadStateFile(bak, kPermallName));
   if (!prev) return Fail(Errc::kFailedPrecondition, fmt::format("{} does not exist", Path(bak)));
   // The other blobs of the newer generation go first: a crash after this leaves the newest
   // permall without its volatile state (no rollback yet), never older permall + newer volatile.

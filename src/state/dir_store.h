@@ -67,6 +67,11 @@ struct DirStoreOptions {
   // Two syncs per write even where one suffices (see dir_store.cc): for tests, and for a file
   // system that the one-sync rule misjudges.
   bool strict_sync = false;
+  // State encryption (--key): files are written encrypted with it, and read with it. Plain files
+  // are still read (so encryption can be turned on for existing state; `vtpm state encrypt`
+  // rewrites them at once). Null: files are written plain; encrypted ones are refused with
+  // Errc::kWrongKey.
+  SharedStateKey key;
 };
 
 // "tpm2-00." or "tpm-00.": swtpm's file name prefix for the version
@@ -81,6 +86,7 @@ struct StateFileInfo {
   std::chrono::system_clock::time_point mtime;
   bool sealed = false;                 // carries vtpm's seal (blob.h), verified
   std::optional<uint64_t> generation;  // from the seal
+  std::optional<StateCipher> cipher;   // encrypted with; nullopt: plain (or unknown when damaged)
   std::optional<Error> damage;         // present but unusable: framing, seal, I/O, not a file
 
   bool usable() const { return present && !damage; }
@@ -95,8 +101,11 @@ struct BlobGenerations {
 // Reads and checks every state file of |version| in |directory| (no lock needed: files are only
 // ever replaced by rename), in the order permall, volatilestate, savestate; blobs with none of
 // their three files are left out. Fails only if the directory cannot be read.
+// With |key|, encrypted files are opened too (a key that does not open one is reported as its
+// damage, with Errc::kWrongKey); without, their seal alone is checked.
 Result<std::vector<BlobGenerations>> InspectStateDir(const std::string& directory,
-                                                     TpmVersion version);
+                                                     TpmVersion version,
+                                                     const StateKey* key = nullptr);
 
 class DirStore final : public NvStore {
  public:
@@ -113,7 +122,8 @@ class DirStore final : public NvStore {
   // a second DirStore on the same directory in this process, and is not dropped when some other
   // descriptor of the file is closed. Falls back to F_SETLK on kernels without OFD locks.
   // Errc::kBusy when another process (or DirStore) holds it. After locking, removes temporary
-  // files a crashed writer left behind.
+  // files a crashed writer left behind and, with options.key, encrypts every plain state file
+  // (each generation, in place).
   Status Lock() override;
   void Unlock() override;
   bool locked() const;
@@ -183,7 +193,8 @@ class DirStore final : public NvStore {
   std::string LinkName(const std::string& file);
   bool ServesPrevious(const std::string& name) const;
 
-  Result<std::optional<StateFile>> ReadStateFile(const std::string& file) const;
+  Result<std::optional<StateFile>> ReadStateFile(const std::string& file,
+                                                 std::string_view name) const;
   Result<std::optional<Bytes>> LoadDamaged(const std::string& name, Error damage);
   Error Refused(const std::string& name, Error damage) const;
   bool FallBackLocked(std::string_view why);
@@ -195,6 +206,7 @@ class DirStore final : public NvStore {
   Status SetAside(const std::string& file, const std::string& as);
   Status SyncDir();
   void RemoveStaleTemps();
+  void EncryptPlainFiles();
 
   const DirStoreOptions options_;
   const Logger logger_;

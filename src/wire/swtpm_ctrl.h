@@ -59,6 +59,7 @@ inline constexpr uint32_t kPtmResBadOrdinal = 0x0a;
 inline constexpr uint32_t kPtmResKeyNotFound = 0x0d;
 inline constexpr uint32_t kPtmResSize = 0x17;
 inline constexpr uint32_t kPtmResIoError = 0x1f;
+inline constexpr uint32_t kPtmResDecryptError = 0x21;  // a key does not open a blob
 inline constexpr uint32_t kPtmResBadDataSize = 0x2b;
 inline constexpr uint32_t kPtmResBadVersion = 0x2e;
 inline constexpr uint32_t kPtmResBadLocality = 0x3d;
@@ -88,6 +89,9 @@ inline constexpr uint32_t kPtmInitFlagDeleteVolatile = 1u << 0;
 // state_flags.
 inline constexpr uint32_t kPtmStateFlagDecrypted = 1u << 0;
 inline constexpr uint32_t kPtmStateFlagEncrypted = 1u << 1;
+// GET_CONFIG flags: a state (file) key, a migration key is configured.
+inline constexpr uint32_t kPtmConfigFlagFileKey = 1u << 0;
+inline constexpr uint32_t kPtmConfigFlagMigrationKey = 1u << 1;
 // Blob types in GET/SET_STATEBLOB.
 inline constexpr uint32_t kPtmBlobTypePermanent = 1;
 inline constexpr uint32_t kPtmBlobTypeVolatile = 2;

@@ -83,6 +83,27 @@ void StateBlob(ByteSpan in) {
     auto again = vtpm::state::DecodeStateBlob(vtpm::state::EncodeMigrationBlob(*b));
     FUZZ_CHECK(again && *again == *b);
   }
+  // The keyed paths (state and migration keys of each cipher): hostile framing around
+  // ENCRYPTED_* / VTPM_AEAD records must fail cleanly. What opens re-encrypts and opens again.
+  using vtpm::state::StateCipher;
+  using vtpm::state::StateKey;
+  static const StateKey keys[] = {
+      StateKey::FromBytes(Bytes(16, 0x11), StateCipher::kAes128Cbc).value(),
+      StateKey::FromBytes(Bytes(32, 0x22), StateCipher::kAes256Cbc).value(),
+      StateKey::FromBytes(Bytes(32, 0x33), StateCipher::kAes256Gcm).value()};
+  for (const StateKey& k : keys) {
+    if (auto f = vtpm::state::DecodeStateFile(in, &k, "permall"); f && !f->locked) {
+      const Bytes enc = vtpm::state::EncodeSealedFileBlob(f->blob, 1, &k, "permall");
+      auto again = vtpm::state::DecodeStateFile(enc, &k, "permall");
+      FUZZ_CHECK(again && again->blob == f->blob);
+    }
+    if (k.cipher() == StateCipher::kAes256Gcm) continue;
+    if (auto b = vtpm::state::DecodeStateBlob(in, &keys[0], &k, in.size() % 2 == 1)) {
+      auto again = vtpm::state::DecodeStateBlob(
+          vtpm::state::EncodeMigrationBlob(*b, &keys[0], &k), &keys[0], &k);
+      FUZZ_CHECK(again && *again == *b);
+    }
+  }
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // libFuzzer target for the command-line option parsers that take swtpm's "key=value,..." syntax
-// (--tpmstate, --ctrl, --server, --flags, --log, --pid, --locality, --mssim, --seccomp): never
+// (--tpmstate, --ctrl, --server, --flags, --log, --pid, --locality, --mssim, --seccomp, --key): never
 // crash, and whatever --tpmstate accepts has a directory.
 #include <cstddef>
 #include <cstdint>
@@ -8,6 +8,7 @@
 
 #include "daemon/config.h"
 #include "sandbox/sandbox.h"
+#include "state/state_key.h"
 #include "state/tpmstate.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -23,6 +24,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)vtpm::daemon::ParseMssim(s, cfg);
   (void)vtpm::daemon::Validate(cfg);
   (void)vtpm::sandbox::ParseSeccompOption(s);
+  // --key / --migration-key: parsed only (loading would open files and fds named by the input).
+  if (auto k = vtpm::state::ParseKeyOption(s, "--key")) {
+    if (k->path.has_value() == k->fd.has_value()) std::abort();  // exactly one source
+  }
   for (bool plain : {false, true}) {
     auto o = vtpm::state::ParseTpmState(s, plain);
     if (o && o->directory.empty()) std::abort();

@@ -228,11 +228,13 @@ if ! daemon_is_swtpm; then
     caps=$(t "$VTPM_DAEMON" setup --print-capabilities 2>&1)
     check_match "--print-capabilities: libvirt's features" \
         '"tpm-2.0".*"cmdarg-reconfigure-pcr-banks"' "$caps"
-    check_nomatch "--print-capabilities: no state encryption advertised" "pwdfile" "$caps"
+    check_match "--print-capabilities: state encryption advertised (libvirt passes a secret)" \
+        '"cmdarg-keyfile-fd", "cmdarg-pwdfile-fd"' "$caps"
     check "--create-config-files skip-if-exist (libvirt) succeeds" \
         t "$VTPM_DAEMON" setup --create-config-files skip-if-exist
-    out=$(setup --tpm2 --tpm-state "$S2" --createek --pwdfile-fd 3 2>&1)
-    check_match "state encryption options are refused clearly" "not supported: state encryption" "$out"
+    out=$(setup --tpm2 --tpm-state "$S2" --createek --pwdfile-fd 9 2>&1 9<&-)
+    check_match "a passphrase fd that is not open: a clear error" "the state key: cannot read fd 9" "$out"
+    check "... and no state written" test ! -e "$S2/tpm2-00.permall"
     # An existing CA key that cannot be read: a clear error, and no state.
     cp "$CA_DIR/issuer-key.pem" "$TEST_TMP/ca-key.pem"
     chmod 600 "$TEST_TMP/ca-key.pem"

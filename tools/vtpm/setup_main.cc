@@ -20,6 +20,7 @@
 #include "provision/setup.h"
 #include "provision/setup_options.h"
 #include "provision/swtpm_config.h"
+#include "state/state_key.h"
 #include "state/tpmstate.h"
 
 namespace vtpm::tools {
@@ -34,6 +35,7 @@ struct SetupArgs : SetupOptions {
 
 constexpr const char* kCapabilities =
     R"({ "type": "swtpm_setup", "features": [ "tpm-1.2", "tpm-2.0", "tpm12-not-need-root", )"
+    R"("cmdarg-keyfile-fd", "cmdarg-pwdfile-fd", )"
     R"("cmdarg-write-ek-cert-files", "cmdarg-create-config-files", )"
     R"("cmdarg-reconfigure-pcr-banks", "tpm2-rsa-keysize-2048", "tpm2-rsa-keysize-3072" ], )"
     R"("version": ")" VTPM_VERSION R"(" })";
@@ -97,6 +99,9 @@ int RunSetupCommand(const SetupArgs& a) {
   if (!cfg) return fail(cfg.error());
   auto req = BuildSetupRequest(a, *cfg);
   if (!req) return fail(req.error());
+  auto key = LoadSetupKey(a);
+  if (!key) return fail(key.error());
+  req->state_key = *key;
   SetupEnv env;
   env.log = log;
   env.clock = SystemClock();
@@ -115,7 +120,7 @@ int RunSetupCommand(const SetupArgs& a) {
 // --- vtpm ek ---------------------------------------------------------------------------------
 
 struct EkArgs {
-  std::string tpm_state, out_dir;
+  std::string tpm_state, out_dir, key;
   bool tpm2 = false, keys_only = false, certs_only = false;
 };
 
@@ -129,7 +134,14 @@ int RunEkCommand(const EkArgs& a) {
   SetupRequest req;
   req.state_dir = state->directory;
   if (a.keys_only && a.certs_only) return die("--keys-only and --certs-only exclude each other");
-  auto e = ReadEndorsementFromState(req.state_dir, StderrLogger("vtpm-ek", spdlog::level::warn));
+  state::SharedStateKey key;
+  if (!a.key.empty()) {
+    auto k = state::LoadKeyOption(a.key, "--key");
+    if (!k) return die(k.error().message);
+    key = *k;
+  }
+  auto e =
+      ReadEndorsementFromState(req.state_dir, StderrLogger("vtpm-ek", spdlog::level::warn), key);
   if (!e) return die(e.error().message);
   if (e->eks.empty()) return die("the TPM in " + req.state_dir + " has no endorsement key");
   bool keys = !a.certs_only, certs = !a.keys_only;
@@ -228,17 +240,18 @@ Runner AddSetupCommand(CLI::App& app) {
   s->add_option("--platform-manufacturer", a->platform_manufacturer, "Platform certificate");
   s->add_option("--platform-model", a->platform_model, "Platform certificate");
   s->add_option("--platform-version", a->platform_version, "Platform certificate");
+  // State encryption (as swtpm_setup; the state is then readable with swtpm --key).
+  s->add_option("--keyfile", a->keyfile, "File with the state key (hex)");
+  s->add_option("--keyfile-fd", a->keyfile_fd, "Read the state key (hex) from this fd");
+  s->add_option("--pwdfile", a->pwdfile, "File with a passphrase for the state key (PBKDF2)");
+  s->add_option("--pwdfile-fd", a->pwdfile_fd, "Read the passphrase from this fd");
+  s->add_option("--cipher", a->cipher, "aes-128-cbc (default), aes-256-cbc or aes-256-gcm");
   // Accepted, no effect.
   s->add_option("--tpm", a->tpm_exe, "Ignored (the TPM runs in process)");
   s->add_option("--swtpm_ioctl", a->swtpm_ioctl, "Ignored");
   s->add_option("--tcsd-system-ps-file", a->tcsd_ps_file, "Ignored (deprecated in swtpm too)");
   // Refused.
   s->add_option("--runas", a->runas, "Not supported");
-  s->add_option("--keyfile", a->keyfile, "Not supported (state encryption)");
-  s->add_option("--keyfile-fd", a->keyfile_fd, "Not supported (state encryption)");
-  s->add_option("--pwdfile", a->pwdfile, "Not supported (state encryption)");
-  s->add_option("--pwdfile-fd", a->pwdfile_fd, "Not supported (state encryption)");
-  s->add_option("--cipher", a->cipher, "Not supported (state encryption)");
   s->add_option("--profile", a->profile, "Not supported (libtpms 0.10 profiles)");
   s->add_option("--profile-name", a->profile_name, "Not supported");
   s->add_option("--profile-file", a->profile_file, "Not supported");
@@ -259,6 +272,7 @@ Runner AddEkCommand(CLI::App& app) {
       ->required();
   s->add_flag("--tpm2", a->tpm2, "Accepted for symmetry (only TPM 2.0 is supported)");
   s->add_flag("--keys-only", a->keys_only, "Only the public keys");
+  s->add_option("--key", a->key, "The state key, as for `vtpm socket --key` (encrypted state)");
   s->add_flag("--certs-only", a->certs_only, "Only the certificates");
   s->add_option("--out-dir", a->out_dir,
                 "Write ek-<alg>.pub.pem, ek-<alg>.crt.pem, platform.crt.pem here instead");

@@ -23,6 +23,7 @@
 #include "engine/engine.h"
 #include "sandbox/sandbox.h"
 #include "state/dir_store.h"
+#include "state/state_key.h"
 
 namespace vtpm::tools {
 
@@ -31,6 +32,7 @@ namespace {
 struct SocketArgs {
   bool tpm2 = false;
   std::string tpmstate, ctrl, server, flags, log, pid, locality, mssim, seccomp, runas, chroot;
+  std::string key, migration_key;
   bool terminate = false, daemon = false, print_caps = false;
   int port = 0;  // legacy -p
 };
@@ -117,6 +119,23 @@ Status Confine(sandbox::SeccompAction seccomp) {
   return sandbox::Confine(sandbox::Profile::kSocketDaemon, seccomp);
 }
 
+// --key and --migration-key, loaded (null where not given).
+Result<std::pair<state::SharedStateKey, state::SharedStateKey>> LoadKeys(const SocketArgs& a) {
+  state::SharedStateKey state_key, migration_key;
+  if (!a.key.empty()) {
+    VTPM_ASSIGN_OR_RETURN(state_key, state::LoadKeyOption(a.key, "--key"));
+  }
+  if (!a.migration_key.empty()) {
+    VTPM_ASSIGN_OR_RETURN(migration_key, state::LoadKeyOption(a.migration_key, "--migration-key"));
+    if (migration_key->cipher() == state::StateCipher::kAes256Gcm) {
+      return Fail(Errc::kInvalidArgument,
+                  "--migration-key: mode=aes-256-gcm is for state files; migration blobs use "
+                  "swtpm's format (mode=aes-cbc or aes-256-cbc)");
+    }
+  }
+  return std::make_pair(state_key, migration_key);
+}
+
 int RunSocket(const SocketArgs& a) {
   if (a.print_caps) {
     std::printf("%s\n", daemon::CapabilitiesJson(VTPM_VERSION).c_str());
@@ -149,6 +168,10 @@ int RunSocket(const SocketArgs& a) {
   auto seccomp =
       a.seccomp.empty() ? sandbox::DefaultSeccompAction() : sandbox::ParseSeccompOption(a.seccomp);
   if (!seccomp) return Die(seccomp.error().message);
+  // Keys are read now: their files may lie outside the chroot, their fds are closed once read.
+  auto keys = LoadKeys(a);
+  if (!keys) return Die(keys.error().message);
+  const auto& [state_key, migration_key] = *keys;
   std::optional<sandbox::Credentials> runas;
   if (!a.runas.empty()) {
     auto creds = sandbox::ResolveUser(a.runas);  // before the chroot: it reads /etc/passwd
@@ -168,6 +191,7 @@ int RunSocket(const SocketArgs& a) {
   store_opts.file_mode = cfg.state_mode;
   store_opts.fsync = cfg.state_fsync;
   store_opts.use_previous_on_damage = cfg.state_backup;
+  store_opts.key = state_key;
   auto store = state::DirStore::Open(store_opts, *log);
   if (!store) return Die(store.error().message);
   // Fail closed before anything is bound: a damaged state is refused now, not at CMD_INIT.
@@ -189,6 +213,8 @@ int RunSocket(const SocketArgs& a) {
   daemon::ServiceOptions svc_opts;
   svc_opts.startup = cfg.startup;
   svc_opts.allow_set_locality = cfg.allow_set_locality;
+  svc_opts.state_key = state_key;
+  svc_opts.migration_key = migration_key;
   daemon::TpmService service(eng->get(), store->get(), svc_opts, *log);
 
   if (cfg.not_need_init && !runas) {
@@ -271,6 +297,13 @@ Runner AddSocketCommand(CLI::App& app) {
                   "the MS-simulator protocol (command port n and platform port n+1, or UNIX "
                   "sockets <socket> and <socket>.ctrl as tpm2-tss' mssim:path= names them); "
                   "locked refuses power-off, reset, TPM_STOP, the H-CRTM hash and locality 4");
+  sub->add_option("--key", args->key,
+                  "file=<path>|fd=<n>[,format=hex|binary] | pwdfile=<path>|pwdfd=<n>"
+                  "[,kdf=pbkdf2|sha512], [,mode=aes-cbc|aes-256-cbc|aes-256-gcm][,remove]: encrypt "
+                  "the state files (swtpm's format; aes-256-gcm is vtpm's own AEAD mode)");
+  sub->add_option("--migration-key", args->migration_key,
+                  "as --key (mode=aes-cbc|aes-256-cbc): encrypt the blobs CMD_GET_STATEBLOB "
+                  "hands out and decrypt those CMD_SET_STATEBLOB takes");
   sub->add_option("--flags", args->flags,
                   "not-need-init,startup-clear|startup-state|startup-deactivated|startup-none,"
                   "disable-auto-shutdown");

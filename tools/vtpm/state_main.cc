@@ -12,13 +12,14 @@
 #include "base/log.h"
 #include "commands.h"
 #include "state/dir_store.h"
+#include "state/state_key.h"
 #include "state/tpmstate.h"
 
 namespace vtpm::tools {
 namespace {
 
 struct StateArgs {
-  std::string tpmstate;
+  std::string tpmstate, key;
   bool tpm2 = false, tpm12 = false, json = false, yes = false;
 };
 
@@ -41,6 +42,9 @@ Result<std::unique_ptr<state::DirStore>> OpenStore(const StateArgs& a) {
   VTPM_ASSIGN_OR_RETURN(state::DirStoreOptions so,
                         state::ParseTpmState(a.tpmstate, /*plain_path=*/true));
   so.tpm_version = ChooseVersion(a, so.directory);
+  if (!a.key.empty()) {
+    VTPM_ASSIGN_OR_RETURN(so.key, state::LoadKeyOption(a.key, "--key"));
+  }
   return state::DirStore::Open(so, StderrLogger("vtpm", spdlog::level::warn));
 }
 
@@ -51,6 +55,7 @@ nlohmann::json FileJson(const state::StateFileInfo& f) {
   j["mtime"] =
       fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", std::chrono::floor<std::chrono::seconds>(f.mtime));
   j["sealed"] = f.sealed;
+  j["encryption"] = f.cipher ? nlohmann::json(state::CipherName(*f.cipher)) : nlohmann::json();
   j["generation"] = f.generation ? nlohmann::json(*f.generation) : nlohmann::json();
   j["intact"] = !f.damage;
   if (f.damage) j["damage"] = f.damage->message;
@@ -63,7 +68,10 @@ std::string FileLine(const state::StateFileInfo& f) {
                                   : std::string(f.damage ? "?" : "no seal (written by swtpm?)");
   return fmt::format("  {:<28} {}, {} bytes, written {:%Y-%m-%d %H:%M:%S} UTC: {}", f.file, what,
                      f.size, std::chrono::floor<std::chrono::seconds>(f.mtime),
-                     f.damage ? "DAMAGED -- " + f.damage->message : std::string("intact"));
+                     f.damage ? "DAMAGED -- " + f.damage->message
+                     : f.cipher
+                         ? fmt::format("intact, encrypted ({})", state::CipherName(*f.cipher))
+                         : std::string("intact"));
 }
 
 int RunShow(const StateArgs& a) {
@@ -129,6 +137,9 @@ Runner AddStateCommand(CLI::App& app) {
   auto common = [&](CLI::App* c) {
     c->add_option("--tpmstate,--tpm-state", a->tpmstate, "State directory: dir=DIR")->required();
     c->add_flag("--tpm2", a->tpm2, "TPM 2.0 state files (default: whichever the directory holds)");
+    c->add_option("--key", a->key,
+                  "The state key, as for `vtpm socket --key` (encrypted state is checked by its "
+                  "seal without it; rollback needs it)");
     c->add_flag("--tpm12", a->tpm12, "TPM 1.2 state files");
   };
   CLI::App* show = s->add_subcommand(

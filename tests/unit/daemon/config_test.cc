@@ -97,8 +97,9 @@ TEST(Config, CapabilitiesAreJsonWithFeatures) {
   auto features = j["features"].get<std::vector<std::string>>();
   EXPECT_NE(std::find(features.begin(), features.end(), "tpm-2.0"), features.end());
   EXPECT_NE(std::find(features.begin(), features.end(), "flags-opt-startup"), features.end());
-  // Encryption keys are not supported yet, so they must not be advertised.
-  EXPECT_EQ(std::find(features.begin(), features.end(), "cmdarg-key-fd"), features.end());
+  // What libvirt looks for before it passes an encryption secret (--key pwdfd=N).
+  EXPECT_NE(std::find(features.begin(), features.end(), "cmdarg-key-fd"), features.end());
+  EXPECT_NE(std::find(features.begin(), features.end(), "cmdarg-pwd-fd"), features.end());
 }
 
 }  // namespace

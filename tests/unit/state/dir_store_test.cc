@@ -409,8 +409,8 @@ TEST_F(DirStoreTest, EncryptedNewestDoesNotFallBack) {
   WriteFileOrDie(dir_ / "tpm2-00.permall", enc);
   auto r = store->Load("permall");
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, Errc::kUnsupported);
-  EXPECT_TRUE(Contains(r.error().message, "encryption keys")) << r.error().message;
+  EXPECT_EQ(r.error().code, Errc::kWrongKey);
+  EXPECT_TRUE(Contains(r.error().message, "no key was given")) << r.error().message;
   EXPECT_FALSE(store->CheckStartable());
 }
 
