@@ -184,13 +184,14 @@ std::string_view CaKeyTypeName(CaKeyType type) {
   return "?";
 }
 
-std::string DefaultLocalCaDir(uid_t uid, const char* xdg_config_home, const char* home) {
-  if (uid == 0) return "/var/lib/vtpm-localca";
+std::string DefaultLocalCaDir(uid_t uid, const char* xdg_config_home, const char* home,
+                              bool system_dir_writable) {
+  if (uid == 0 || system_dir_writable) return kSystemLocalCaDir;
   if (xdg_config_home != nullptr && xdg_config_home[0] == '/') {
     return std::string(xdg_config_home) + "/vtpm/localca";
   }
   if (home != nullptr && home[0] != '\0') return std::string(home) + "/.config/vtpm/localca";
-  return "/var/lib/vtpm-localca";
+  return kSystemLocalCaDir;
 }
 
 Result<Ca> Ca::FromParts(EvpPkeyPtr key, std::vector<X509Ptr> certs, std::string description) {

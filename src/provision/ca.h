@@ -37,9 +37,15 @@ inline constexpr std::string_view kRootCertFile = "root-cert.pem";
 inline constexpr std::string_view kIssuerKeyFile = "issuer-key.pem";
 inline constexpr std::string_view kIssuerCertFile = "issuer-cert.pem";
 
-// Where the local CA lives unless told otherwise: /var/lib/vtpm-localca for root,
-// $XDG_CONFIG_HOME/vtpm/localca (default ~/.config/vtpm/localca) for other users.
-std::string DefaultLocalCaDir(uid_t uid, const char* xdg_config_home, const char* home);
+// The host's local CA, as swtpm_localca's /var/lib/swtpm-localca: vtpm's install step creates it
+// for the user `tss` (libvirt runs swtpm_setup as tss, without HOME).
+inline constexpr const char* kSystemLocalCaDir = "/var/lib/vtpm-localca";
+
+// Where the local CA lives unless told otherwise: kSystemLocalCaDir for root, and for any user
+// who may write it when it exists (|system_dir_writable|); else $XDG_CONFIG_HOME/vtpm/localca
+// (default ~/.config/vtpm/localca); else (no HOME) kSystemLocalCaDir.
+std::string DefaultLocalCaDir(uid_t uid, const char* xdg_config_home, const char* home,
+                              bool system_dir_writable = false);
 
 class Ca {
  public:

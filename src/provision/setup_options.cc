@@ -1,7 +1,10 @@
 #include "provision/setup_options.h"
 
+#include <fmt/format.h>
+#include <pwd.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 
 #include "provision/file_util.h"
@@ -58,6 +61,12 @@ Result<std::vector<EkAlg>> ChooseEks(const SetupOptions& a, const SwtpmConfigs& 
   eks.push_back(first);
   if (second != first) eks.push_back(second);  // the same algorithm twice: one EK
   return eks;
+}
+
+// The user's login name (for a command line), else the numeric uid.
+std::string LoginName() {
+  const passwd* pw = getpwuid(geteuid());
+  return pw != nullptr ? std::string(pw->pw_name) : std::to_string(geteuid());
 }
 
 }  // namespace
@@ -149,9 +158,18 @@ std::function<Result<Ca>()> CaProvider(const SetupOptions& a, const SwtpmConfigs
                   CurrentUserName());
       }
     }
-    std::string dir =
-        DefaultLocalCaDir(geteuid(), std::getenv("XDG_CONFIG_HOME"), std::getenv("HOME"));
-    return Ca::OpenLocal(dir, type, clock, random, log);
+    const bool system_ok = access(kSystemLocalCaDir, W_OK | X_OK) == 0;
+    std::string dir = DefaultLocalCaDir(geteuid(), std::getenv("XDG_CONFIG_HOME"),
+                                        std::getenv("HOME"), system_ok);
+    auto ca = Ca::OpenLocal(dir, type, clock, random, log);
+    if (!ca && (ca.error().sys_errno == EACCES || ca.error().sys_errno == EPERM)) {
+      ca.error().message += fmt::format(
+          ". vtpm setup runs as {} here and keeps its local CA in {}. Give this user the host's "
+          "CA directory, as vtpm's install step does for tss (libvirt's user): `install -d -o {} "
+          "-m 0750 {}`; or name a CA with --ca-dir",
+          CurrentUserName(), dir, LoginName(), kSystemLocalCaDir);
+    }
+    return ca;
   };
 }
 

@@ -20,7 +20,6 @@ struct Header {
   uint32_t totlen;
 };
 
-constexpr uint16_t kEncryptionFlags = kFlagEncrypted | kFlagMigrationEncrypted;
 constexpr uint16_t kHighestKnownTag = kTagIvecEncryptedMigrationData;
 
 // What every "this blob is broken" message ends with: the codec does not know where the blob

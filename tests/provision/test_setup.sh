@@ -338,4 +338,28 @@ check "TPM 1.2: EK certificate verifies against the CA chain" \
 check_eq "TPM 1.2: tpmSpecification 1.2/2/116" "3018301606056781050210310d300b0c03312e32020102020174" \
     "$(ext_hex "$TEST_TMP/ek12/ek-rsa2048.crt" "X509v3 Subject Directory Attributes" | tr 'A-F' 'a-f')"
 
+# A fresh libvirt host (issue: the first VM start failed): libvirt runs swtpm_setup as tss with
+# no HOME. Without the host's CA directory the error names the command that makes it; with it
+# (what vtpm's install step creates), setup succeeds as tss. Only where it cannot disturb the
+# machine: as root, with setpriv and a tss user, and no /var/lib/vtpm-localca yet (removed after).
+if ! daemon_is_swtpm && [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && id -u tss >/dev/null 2>&1 &&
+    [ ! -e /var/lib/vtpm-localca ]; then
+    FH=$TEST_TMP/freshhost
+    mkdir -p "$FH/state"
+    chown -R tss "$FH"
+    chmod 755 "$TEST_TMP"
+    as_tss() { t setpriv --reuid tss --regid tss --clear-groups env -u HOME -u XDG_CONFIG_HOME \
+        "$VTPM_DAEMON" setup --tpm2 --tpm-state "$FH/state" --createek --create-ek-cert --overwrite "$@"; }
+    out=$(as_tss 2>&1)
+    check_match "fresh host: as tss without HOME, the error names the command" \
+        "install -d -o tss -m 0750 /var/lib/vtpm-localca" "$out"
+    install -d -o tss -m 0750 /var/lib/vtpm-localca
+    check "fresh host: with the host's CA directory (the install step's), setup succeeds as tss" as_tss
+    check "fresh host: the CA was made there, owned by tss" \
+        test "$(stat -c %U /var/lib/vtpm-localca/issuer-cert.pem 2>/dev/null)" = tss
+    rm -rf /var/lib/vtpm-localca
+else
+    echo "SKIP fresh host check: needs root, setpriv, a tss user and no /var/lib/vtpm-localca"
+fi
+
 finish

@@ -2,6 +2,7 @@
 #include <array>
 #include <cstdio>
 #include <string_view>
+#include <vector>
 
 #include "commands.h"
 
@@ -22,6 +23,16 @@ constexpr std::array<Subcommand, 4> kSubcommands = {{
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Installed under swtpm's names (libexec/vtpm/swtpm, .../swtpm_setup: a directory put first in
+  // libvirtd's PATH), vtpm answers as those programs: `swtpm socket ...` is already our
+  // command line, `swtpm_setup ...` is `vtpm setup ...`.
+  std::vector<char*> args(argv, argv + argc);
+  static char kSetup[] = "setup";
+  const std::string_view self(argv[0]);
+  const std::string_view base = self.substr(self.find_last_of('/') + 1);
+  if (base == "swtpm_setup") args.insert(args.begin() + 1, kSetup);
+  argc = static_cast<int>(args.size());
+  argv = args.data();
   CLI::App app{"vtpm: a virtual TPM for virtual machines (libtpms engine, swtpm-compatible)"};
   app.set_version_flag("--version", std::string("vtpm ") + VTPM_VERSION);
   app.require_subcommand(1);
