@@ -346,10 +346,14 @@ if ! daemon_is_swtpm && [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && i
     [ ! -e /var/lib/vtpm-localca ]; then
     FH=$TEST_TMP/freshhost
     mkdir -p "$FH/state"
+    # a swtpm configuration without a CA: otherwise a host where swtpm_localca already made its
+    # CA (readable by tss) is used, as it should be, and vtpm's own CA is not needed
+    : >"$FH/swtpm_setup.conf"
     chown -R tss "$FH"
     chmod 755 "$TEST_TMP"
     as_tss() { t setpriv --reuid tss --regid tss --clear-groups env -u HOME -u XDG_CONFIG_HOME \
-        "$VTPM_DAEMON" setup --tpm2 --tpm-state "$FH/state" --createek --create-ek-cert --overwrite "$@"; }
+        "$VTPM_DAEMON" setup --tpm2 --tpm-state "$FH/state" --createek --create-ek-cert --overwrite \
+        --config "$FH/swtpm_setup.conf" "$@"; }
     out=$(as_tss 2>&1)
     check_match "fresh host: as tss without HOME, the error names the command" \
         "install -d -o tss -m 0750 /var/lib/vtpm-localca" "$out"
